@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from conftest import run_cli
+from conftest import run_cli, writable_copy
 from medvlm.data import load, write_rocov2_zenodo, write_hf_parquet
 from medvlm.audit import audit, plant_faults
 
@@ -34,8 +34,7 @@ def test_real_roco(roco_dir, tmp_path):
 
 def test_planted_faults_real(roco_dir, tmp_path):
     "Every planted fault is reported with its path and reason; everything else, CMYK and 16-bit included, loads."
-    copy = tmp_path/'roco'
-    shutil.copytree(roco_dir, copy)
+    copy = writable_copy(roco_dir, tmp_path/'roco')
     faults = plant_faults(copy)
     res = run_cli('medvlm_audit', copy, '--out', tmp_path/'out', '--strict', check=False)
     assert res.returncode == 1, res.stdout
@@ -69,8 +68,7 @@ def test_both_rocov2_layouts(roco_dir, tmp_path):
 
 def test_no_duplicate_crosses_splits(roco_dir, tmp_path):
     "Exact copies of an image under new IDs always land in the same split as the original."
-    copy = tmp_path/'roco'
-    shutil.copytree(roco_dir, copy)
+    copy = writable_copy(roco_dir, tmp_path/'roco')
     ids = [l.split(',', 1)[0] for l in (copy/'captions.csv').read_text().splitlines()[1:]]
     extra = []
     for k, src in enumerate(ids[:40]):
