@@ -30,6 +30,7 @@ sync: install
 	@if [ -n "$$(git status --porcelain -- nbs medvlm)" ]; then git status --short -- nbs medvlm; \
 	  echo "nbdev-clean/nbdev-export changed files: notebooks and library are out of sync"; exit 1; fi
 	$(PY) .ci/readme.py --check
+	$(VENV)/bin/nbdev-proc-nbs > /dev/null  # the docs' pre-processing (quarto itself cannot be installed here)
 
 nbtest: install
 	@n=$$(ls nbs/[0-9]*.ipynb nbs/index.ipynb | wc -l); \

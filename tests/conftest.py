@@ -25,10 +25,3 @@ def run_cli(name, *args, cwd=ROOT, check=True):
     res = subprocess.run([str(BIN/name), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     if check and res.returncode != 0: raise AssertionError(f"{name} {args} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
     return res
-
-def writable_copy(src, dst):
-    "Copy a (read-only) data folder so the copy can be damaged in tests."
-    import shutil, stat
-    shutil.copytree(src, dst, copy_function=shutil.copyfile)
-    for p in [dst, *Path(dst).rglob('*')]: p.chmod(p.stat().st_mode | stat.S_IWUSR)
-    return Path(dst)

@@ -5,9 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from conftest import run_cli, writable_copy
+from conftest import run_cli
+from medvlm.test_utils import plant_faults, writable_copy
 from medvlm.data import load, write_rocov2_zenodo, write_hf_parquet
-from medvlm.audit import audit, plant_faults
+from medvlm.audit import audit
 
 def test_help():
     res = run_cli('medvlm_audit', '--help')
@@ -81,3 +82,8 @@ def test_no_duplicate_crosses_splits(roco_dir, tmp_path):
     assert len(rep['duplicate_images']) >= 40 and rep['split_leaks'] == 0
     for k, src in enumerate(ids[:40]):
         assert rep['assignments'][f"DUP_{k}_0"] == rep['assignments'][f"DUP_{k}_1"] == rep['assignments'][src]
+
+def test_hub_name_offline():
+    "A hub dataset name is fetched with huggingface_hub; offline, the error says what to do instead."
+    res = run_cli('medvlm_audit', 'eltorio/ROCOv2-radiology', check=False)
+    assert res.returncode != 0 and "Could not fetch dataset 'eltorio/ROCOv2-radiology'" in res.stderr and 'local folder' in res.stderr
