@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml setup.py
 	@touch $@
 
 demo: install
-	$(VENV)/bin/medvlm_audit synthetic --out runs/demo/synthetic
-	@if [ -n "$(DATA_FLAG)" ]; then $(VENV)/bin/medvlm_audit roco-ccby-1000 --out runs/demo/roco --tokenizer minilm; fi
+	$(VENV)/bin/medvlm_audit synthetic --out runs/demo/audit-synthetic
+	@if [ -n "$(DATA_FLAG)" ]; then $(VENV)/bin/medvlm_audit roco-ccby-1000 --out runs/demo/audit-roco --tokenizer minilm; fi
+	$(VENV)/bin/medvlm_train_clip --data synthetic:1024 --out runs/demo/clip
 
 sync: install
 	$(VENV)/bin/nbdev-clean
