@@ -33,9 +33,9 @@ __all__ = ['LOGIT_SCALE_MAX', 'CRITICAL_TERMS', 'MODALITY_PROMPTS', 'RETRIEVAL_K
            'CriticalFindings', 'CaptionGroups', 'ContrastiveLoss', 'first_correct_rank', 'retrieval_metrics',
            'zero_shot_modality', 'RetrievalCallback', 'Autocast', 'cpu_has_bf16', 'auto_precision', 'precision_cbs',
            'NoDecay', 'ContrastiveAccumulation', 'clip_splitter', 'set_grad_checkpointing', 'clip_learner',
-           'SaveBestCLIP', 'wandb_callback', 'attention_rollout', 'AttentionMapsCallback', 'chance_recall',
-           'train_clip', 'eval_clip', 'retrieval_table', 'TrainTimer', 'bench_learner_overhead', 'bench_data_vs_train',
-           'medvlm_eval_clip', 'medvlm_train_clip']
+           'SaveBestCLIP', 'wandb_callback', 'wandb_init', 'attention_rollout', 'AttentionMapsCallback',
+           'chance_recall', 'train_clip', 'eval_clip', 'retrieval_table', 'TrainTimer', 'bench_learner_overhead',
+           'bench_data_vs_train', 'medvlm_eval_clip', 'medvlm_train_clip']
 
 # %% ../nbs/02_clip.ipynb #85b642bc
 LOGIT_SCALE_MAX = 100.  # CLIP clamps exp(logit_scale) here
@@ -470,8 +470,13 @@ def wandb_callback(log='gradients', **kwargs):
             except TypeError: return repr(v)  # fastai#4173: values without __dict__
         _format_config_value.medvlm_fixed = True
         fw._format_config_value = _format_config_value
-    os.environ.setdefault('WANDB_MODE', 'offline')
     return fw.WandbCallback(log=log, log_preds=False, log_model=False, **kwargs)
+
+def wandb_init(config: dict, project='medvlm'):
+    "Start a W&B run (offline unless `WANDB_MODE=online`); `WandbCallback` needs one before fitting."
+    import wandb
+    os.environ.setdefault('WANDB_MODE', 'offline')
+    return wandb.init(project=project, config=config)
 
 # %% ../nbs/02_clip.ipynb #5c22f607
 @torch.no_grad()
@@ -558,8 +563,12 @@ def train_clip(data='synthetic', # data spec (see `medvlm.data.load`)
     loss = ContrastiveLoss(label_smoothing, margin, CriticalFindings(tok) if margin else None)
     cbs = [SaveBestCLIP(out, reload=False), AttentionMapsCallback()] + ([EarlyStoppingCallback('mean_recall', np.greater, patience=early_stop)] if early_stop else [])
     learn = clip_learner(dls, m, lr, wd, precision, accum, loss, grad_checkpointing, cbs=cbs + ([wandb_callback()] if wandb else []))
+    run = wandb_init(dict(data=str(data), model=str(model), text_model=str(text_model), image_model=image_model, epochs=epochs,
+                          bs=bs, lr=lr, accum=accum, seed=seed)) if wandb else None
     start = time.time()
-    learn.fit_one_cycle(epochs, lr)
+    try: learn.fit_one_cycle(epochs, lr)
+    finally:
+        if run is not None: run.finish()
     wall = time.time() - start
     hist = _history(learn)
     final = {k: v for k, v in learn.cbs.filter(lambda c: isinstance(c, RetrievalCallback))[0].results.items()}
