@@ -19,7 +19,7 @@ from .data import Pair, VQAItem, Dataset, Problem, load, check_image, read_image
 # %% auto #0
 __all__ = ['MODALITIES', 'modality_from_text', 'detect_modality', 'stratified_split', 'check_images', 'audit', 'frequent_terms',
            'tokenizer_audit', 'extend_tokenizer', 'plot_modalities', 'plot_text_lengths', 'plot_long_tail', 'plot_grid',
-           'summary', 'write_audit', 'read_splits', 'run_audit', 'medvlm_audit']
+           'summary', 'write_splits', 'write_audit', 'read_splits', 'run_audit', 'medvlm_audit']
 
 # %% ../nbs/00b_audit.ipynb #8a9c5390
 MODALITIES = {  # name: (CUIs of the imaging procedure, caption/question wording)
@@ -342,11 +342,16 @@ def summary(rep, max_problems=20) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/00b_audit.ipynb #1a6bc041
+def write_splits(assignments, path) -> Path:
+    "Write {id: split} as a `splits.csv` (`id,split`; unusable records have an empty split)."
+    Path(path).write_text('id,split\n' + ''.join(f"{i},{s or ''}\n" for i, s in assignments.items()))
+    return Path(path)
+
 def write_audit(rep, ds, out) -> Path:
     "Write `audit.json`, `splits.csv` and the plots to `out`."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     (out/'audit.json').write_text(json.dumps({k: v for k, v in rep.items() if k != 'assignments'}, indent=1, default=str))
-    (out/'splits.csv').write_text('id,split\n' + ''.join(f"{i},{s or ''}\n" for i, s in rep['assignments'].items()))
+    write_splits(rep['assignments'], out/'splits.csv')
     for name, draw in (('modality', lambda: plot_modalities(rep)), ('text_lengths', lambda: plot_text_lengths(ds)),
                        ('long_tail', lambda: plot_long_tail(ds)), ('grid', lambda: plot_grid(ds))):
         fig = draw().figure if name != 'grid' else draw()

@@ -521,9 +521,9 @@ def _image_size(model, image_size) -> int:
 
 def _split_for(ds, out):
     "The audit's split of `ds` ({id: split}); written to `out/splits.csv` for the record."
-    from medvlm.audit import audit
+    from medvlm.audit import audit, write_splits
     assignments = audit(ds, progress=False)['assignments']
-    if out: (Path(out)/'splits.csv').write_text('id,split\n' + ''.join(f"{i},{s or ''}\n" for i, s in assignments.items()))
+    if out: write_splits(assignments, Path(out)/'splits.csv')
     return assignments
 
 # %% ../nbs/02_clip.ipynb #4c45ab38
