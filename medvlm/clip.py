@@ -6,7 +6,7 @@ Docs: https://medvlm.github.io/medvlm/clip.html.md"""
 
 # %% ../nbs/02_clip.ipynb #aba63dc9
 from __future__ import annotations
-import json, math, os, shutil, tempfile, time
+import contextlib, io, json, math, os, shutil, tempfile, time
 from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +25,17 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPConfig, CLIPM
 from .data import load, minilm_path
 from .audit import detect_modality
 from .dls import ImageTextDataLoaders
+from .distributed import (rank_world, bare_model, gather_with_grad, gather_rows, gather_objects,
+                                init_distributed, data_parallel, DataWaitCallback, data_wait_line, exit_distributed)
 
 # %% auto #0
 __all__ = ['LOGIT_SCALE_MAX', 'CRITICAL_TERMS', 'MODALITY_PROMPTS', 'RETRIEVAL_KEYS', 'CLIPOutput', 'MedCLIP', 'from_clip',
            'tiny_clip_config', 'clip_tiny', 'hf_text_tower', 'timm_image_tower', 'swap_text', 'swap_image',
-           'as_clip_model', 'save_clip', 'load_clip', 'build_clip', 'caption_groups', 'contrastive_loss',
-           'CriticalFindings', 'CaptionGroups', 'ContrastiveLoss', 'first_correct_rank', 'retrieval_metrics',
-           'zero_shot_modality', 'RetrievalCallback', 'Autocast', 'cpu_has_bf16', 'auto_precision', 'precision_cbs',
-           'NoDecay', 'ContrastiveAccumulation', 'clip_splitter', 'set_grad_checkpointing', 'clip_learner',
-           'SaveBestCLIP', 'wandb_callback', 'wandb_init', 'attention_rollout', 'AttentionMapsCallback',
+           'as_clip_model', 'save_clip', 'load_clip', 'build_clip', 'caption_groups', 'caption_keys',
+           'contrastive_loss', 'CriticalFindings', 'CaptionGroups', 'ContrastiveLoss', 'first_correct_rank',
+           'retrieval_metrics', 'zero_shot_modality', 'RetrievalCallback', 'Autocast', 'cpu_has_bf16', 'auto_precision',
+           'precision_cbs', 'NoDecay', 'ContrastiveAccumulation', 'clip_splitter', 'set_grad_checkpointing',
+           'clip_learner', 'SaveBestCLIP', 'wandb_callback', 'wandb_init', 'attention_rollout', 'AttentionMapsCallback',
            'chance_recall', 'train_clip', 'eval_clip', 'retrieval_table', 'TrainTimer', 'bench_learner_overhead',
            'bench_data_vs_train', 'medvlm_eval_clip', 'medvlm_train_clip']
 
@@ -47,6 +49,7 @@ class CLIPOutput:
     text: torch.Tensor  # (B, D)
     logit_scale: torch.Tensor  # () = exp(learned log-scale), clamped
     input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor = None  # (B, T); tells padding from tokens when captions are compared across batches
 
 # %% ../nbs/02_clip.ipynb #785faecf
 def _mean_pool(hidden, mask):
@@ -76,7 +79,7 @@ class MedCLIP(nn.Module):
 
     def forward(self, pixel_values, input_ids, attention_mask) -> CLIPOutput:
         return CLIPOutput(self.encode_image(pixel_values), self.encode_text(input_ids, attention_mask),
-                          self.logit_scale.exp().clamp(max=LOGIT_SCALE_MAX), input_ids)
+                          self.logit_scale.exp().clamp(max=LOGIT_SCALE_MAX), input_ids, attention_mask)
 
 # %% ../nbs/02_clip.ipynb #fdaf6df3
 def _feature_dim(tower, kind) -> int:
@@ -214,24 +217,33 @@ def caption_groups(input_ids) -> torch.Tensor:
     "A group id per row; rows with identical token ids share one."
     return torch.unique(input_ids, dim=0, return_inverse=True)[1]
 
+def caption_keys(input_ids, attention_mask=None) -> torch.Tensor:
+    "Token ids with padding set to -1: the same caption gives the same row whatever its batch padded to."
+    return input_ids if attention_mask is None else input_ids.masked_fill(attention_mask == 0, -1)
+
 _MASKED = -1e9  # a logit that softmax treats as absent but that keeps 0 * log p finite
 
-def _smoothed_ce(logits, label_smoothing) -> torch.Tensor:
-    "Cross-entropy with the diagonal as target; smoothing spreads only over the entries that are not masked."
+def _smoothed_ce(logits, positive, label_smoothing) -> torch.Tensor:
+    "Cross-entropy with the `positive` entries as target; smoothing spreads only over the entries that are not masked."
     valid = (logits > _MASKED / 2).float()
-    eye = torch.eye(len(logits), device=logits.device)
-    targets = (1 - label_smoothing) * eye + label_smoothing * valid / valid.sum(-1, keepdim=True)
+    targets = (1 - label_smoothing) * positive.float() + label_smoothing * valid / valid.sum(-1, keepdim=True)
     return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 # %% ../nbs/02_clip.ipynb #781f8104
-def contrastive_loss(img, txt, logit_scale, groups=None, label_smoothing=0., margin=0., critical=None) -> torch.Tensor:
+def contrastive_loss(img, txt, logit_scale, groups=None, label_smoothing=0., margin=0., critical=None,
+                     rows: slice=None, # only these rows' queries, against all keys: the local loss of data-parallel training
+                    ) -> torch.Tensor:
     "Symmetric InfoNCE; duplicate captions are not negatives of each other; optional smoothing and critical-finding margins."
-    sim = img.float() @ txt.float().T  # (B, B) cosine similarities
-    eye = torch.eye(len(sim), dtype=torch.bool, device=sim.device)
-    if margin and critical is not None: sim = sim - margin * (eye & critical[:, None]).float()  # harder positives
-    logits = logit_scale * sim
-    if groups is not None: logits = logits.masked_fill((groups[:, None] == groups[None, :]) & ~eye, _MASKED)
-    return (_smoothed_ce(logits, label_smoothing) + _smoothed_ce(logits.T, label_smoothing)) / 2
+    n = len(img)
+    rows = rows or slice(0, n)
+    groups = torch.arange(n, device=img.device) if groups is None else groups
+    positive = F.one_hot(torch.arange(n, device=img.device)[rows], n).bool()  # (b, B): each query's own pair
+    def one_way(q, k):
+        sim = q[rows].float() @ k.float().T  # (b, B) cosine similarities
+        if margin and critical is not None: sim = sim - margin * (positive & critical[rows, None]).float()  # harder positives
+        logits = (logit_scale * sim).masked_fill((groups[rows, None] == groups[None, :]) & ~positive, _MASKED)
+        return _smoothed_ce(logits, positive, label_smoothing)
+    return (one_way(img, txt) + one_way(txt, img)) / 2
 
 # %% ../nbs/02_clip.ipynb #c4c4c992
 CRITICAL_TERMS = ('pneumothorax', 'tension pneumothorax', 'free air', 'pneumoperitoneum', 'hemorrhage', 'haemorrhage',
@@ -255,11 +267,20 @@ class CaptionGroups(Callback):
     def before_batch(self): self.learn.yb = (caption_groups(self.xb[1]),)
 
 class ContrastiveLoss:
-    "fastai loss over a `CLIPOutput` and caption groups: InfoNCE, optional smoothing and critical-finding margins."
-    def __init__(self, label_smoothing=0., margin=0., critical: CriticalFindings=None): store_attr()
+    "fastai loss over a `CLIPOutput` and caption groups; across processes, over the global batch (gathered with gradients)."
+    def __init__(self, label_smoothing=0., margin=0., critical: CriticalFindings=None,
+                 local_loss=False): # across processes: only this rank's rows against all columns (same gradients, less work)
+        store_attr()
     def __call__(self, out: CLIPOutput, groups=None) -> torch.Tensor:
-        flags = self.critical(out.input_ids) if self.critical is not None and self.margin else None
-        return contrastive_loss(out.image, out.text, out.logit_scale, groups, self.label_smoothing, self.margin, flags)
+        img, txt, ids, rows = out.image, out.text, out.input_ids, None
+        rank, world = rank_world()
+        if world > 1:  # every rank's pairs are negatives too; duplicate captions are found across ranks
+            img, txt = gather_with_grad(out.image), gather_with_grad(out.text)
+            ids = gather_rows(caption_keys(out.input_ids, out.attention_mask), pad=-1)
+            groups = caption_groups(ids)
+            if self.local_loss: rows = slice(rank * len(out.image), (rank + 1) * len(out.image))
+        flags = self.critical(ids) if self.critical is not None and self.margin else None
+        return contrastive_loss(img, txt, out.logit_scale, groups, self.label_smoothing, self.margin, flags, rows)
 
 # %% ../nbs/02_clip.ipynb #a05b5bb0
 def first_correct_rank(sims, correct) -> torch.Tensor:
@@ -315,29 +336,30 @@ def zero_shot_modality(model, tokenizer, img, labels, prompts=MODALITY_PROMPTS) 
 
 # %% ../nbs/02_clip.ipynb #4d571bf1
 class RetrievalCallback(Callback):
-    "After each validation pass: retrieval metrics over the whole validation set, and zero-shot modality accuracy."
+    "After each validation pass: retrieval metrics over the whole validation set (gathered from every rank), and zero-shot modality accuracy."
     order = Recorder.order - 1  # the Recorder reads the metrics in its own after_validate
     def __init__(self, keys=('i2t_r1', 't2i_r1', 'i2t_r10', 't2i_r10', 'mean_recall'), zero_shot=True, chunk=1024):
         store_attr(); self.results, self.history = {}, []
     @property
     def metrics(self): return [_Value(self, k) for k in self.keys] + ([_Value(self, 'zs_modality_acc')] if self.zero_shot else [])
     def before_fit(self): self.history = []
-    def before_validate(self): self.img, self.txt, self.ids = [], [], []
+    def before_epoch(self): self.img, self.txt, self.ids = [], [], []  # (a cancelled validation leaves them empty)
+    before_validate = before_epoch
     def after_batch(self):
         if self.training or not isinstance(self.pred, CLIPOutput): return
         self.img.append(self.pred.image.detach().float().cpu()); self.txt.append(self.pred.text.detach().float().cpu())
-        self.ids.extend(tuple(r[r != self.tokenizer_pad].tolist()) for r in self.pred.input_ids.cpu())
-    @property
-    def tokenizer_pad(self): return getattr(self.dls, 'tokenizer').pad_token_id
+        keys = caption_keys(self.pred.input_ids, self.pred.attention_mask).cpu()
+        self.ids.extend(tuple(r[r != -1].tolist()) for r in keys)
     def after_validate(self):
         if not self.img: return
-        img, txt = torch.cat(self.img), torch.cat(self.txt)
-        index = {k: i for i, k in enumerate(dict.fromkeys(self.ids))}  # identical captions share a group
-        groups = torch.tensor([index[k] for k in self.ids])
-        self.results = retrieval_metrics(img, txt, groups, self.chunk)
+        # each rank holds a contiguous shard of the (unshuffled) validation set; fastai pads the last one with repeats
+        n = getattr(self.dl, 'n', None)
+        img, txt, ids = gather_rows(torch.cat(self.img))[:n], gather_rows(torch.cat(self.txt))[:n], gather_objects(self.ids)[:n]
+        index = {k: i for i, k in enumerate(dict.fromkeys(ids))}  # identical captions share a group
+        self.results = retrieval_metrics(img, txt, torch.tensor([index[k] for k in ids]), self.chunk)
         if self.zero_shot:
             labels = [detect_modality(r) for r in self.learn.dl.dataset.items[:len(img)]]
-            self.results['zs_modality_acc'] = zero_shot_modality(self.learn.model, self.dls.tokenizer, img.to(self.dls.device), labels)
+            self.results['zs_modality_acc'] = zero_shot_modality(bare_model(self.learn.model), self.dls.tokenizer, img.to(self.dls.device), labels)
         self.history.append(dict(self.results))
 
 # %% ../nbs/02_clip.ipynb #b27c604b
@@ -450,14 +472,20 @@ def clip_learner(dls, model: MedCLIP, # DataLoaders from `ImageTextDataLoaders` 
 
 # %% ../nbs/02_clip.ipynb #6b9b2ed0
 class SaveBestCLIP(SaveModelCallback):
-    "Save the model folder whenever `mean_recall` improves (safetensors, atomically); reload the best at the end if `reload`."
+    "Save the model folder whenever `mean_recall` improves (safetensors, atomically, rank 0 only); reload the best at the end if `reload`."
     def __init__(self, path, monitor='mean_recall', fname='best', reload=True, **kwargs):
         super().__init__(monitor=monitor, comp=np.greater, fname=fname, **kwargs); self.dest, self.reload = Path(path), reload
-    def _save(self, name): self.last_saved_path = save_clip(self.learn.model, self.dls.tokenizer, self.dest/name)
+    def _save(self, name):
+        self.last_saved_path = self.dest/name
+        if rank_world()[0] == 0: save_clip(bare_model(self.learn.model), self.dls.tokenizer, self.dest/name)
+    def after_epoch(self):
+        if rank_world()[0] == 0: return super().after_epoch()
+        with contextlib.redirect_stdout(io.StringIO()): super().after_epoch()  # fastai prints 'Better model found' on every rank
     def after_fit(self, **kwargs):
         if self.at_end: return self._save(self.fname)
-        if self.reload and not self.every_epoch and (self.dest/self.fname).exists():
-            self.learn.model.load_state_dict(load_clip(self.dest/self.fname)[0].state_dict())
+        if self.reload and not self.every_epoch:
+            if rank_world()[1] > 1: torch.distributed.barrier()  # rank 0's last save is on disk
+            if (self.dest/self.fname).exists(): bare_model(self.learn.model).load_state_dict(load_clip(self.dest/self.fname)[0].state_dict())
 
 # %% ../nbs/02_clip.ipynb #b299254a
 def wandb_callback(log='gradients', **kwargs):
@@ -499,13 +527,15 @@ def attention_rollout(model: MedCLIP, pixel_values) -> torch.Tensor:
 
 # %% ../nbs/02_clip.ipynb #73e05bc2
 class AttentionMapsCallback(Callback):
-    "After each epoch, attention-rollout maps of the first `n` validation images; logged to W&B when a run is active."
+    "After each epoch, attention-rollout maps of the first `n` validation images (rank 0); logged to W&B when a run is active."
     order = 70
-    def __init__(self, n=4): self.n, self.maps = n, None
+    def __init__(self, n=4): self.n, self.maps, self.px = n, None, None
+    def after_batch(self):
+        if not self.training and self.px is None: self.px = self.xb[0][:self.n]  # reuse the validation pass's first batch
     def after_epoch(self):
-        if self.learn.model.spec['vision']['kind'] != 'clip': return
-        px = self.dls.valid.one_batch()[0][:self.n].to(next(self.learn.model.parameters()).device)
-        self.images, self.maps = px.cpu(), attention_rollout(self.learn.model, px).cpu()
+        model, px, self.px = bare_model(self.learn.model), self.px, None
+        if px is None or model.spec['vision']['kind'] != 'clip' or rank_world()[0] != 0: return
+        self.images, self.maps = px.cpu(), attention_rollout(model, px).cpu()
         import wandb
         if wandb.run is not None:
             wandb.log({'attention_rollout': [wandb.Image(m.numpy()) for m in self.maps]}, commit=False)
@@ -551,34 +581,47 @@ def train_clip(data='synthetic', # data spec (see `medvlm.data.load`)
                out=None, # folder for metrics.json, the model and the plots
                seed=0, num_workers=None, wandb=False, grad_checkpointing=False, label_smoothing=0., margin=0.,
                early_stop=None, # stop after this many epochs without a better mean recall
+               local_loss=False, # with several processes: each computes only its own rows of the loss
                ) -> tuple:
-    "Train a CLIP on a data spec; returns (learn, metrics) and writes metrics.json, `model/` (final), `best/` and plots to `out`."
+    "Train a CLIP on a data spec (in one process or under a launcher); returns (learn, metrics) and writes metrics.json, `model/`, `best/` and plots to `out`."
+    state = init_distributed()
+    main, world = state.is_main_process, state.num_processes
     set_seed(seed)
     out = Path(out) if out else Path(tempfile.mkdtemp(prefix='medvlm_clip_'))
     out.mkdir(parents=True, exist_ok=True)
-    ds = load(data)
+    with state.main_process_first():  # downloads, caches and splits.csv happen once
+        ds = load(data)
+        split = _split_for(ds, out if main else None)
     m, tok = build_clip(model, text_model, image_model, random_init_text, image_size)
-    dls = ImageTextDataLoaders.from_dataset(ds, tok, _split_for(ds, out), _image_size(m, image_size), bs, max_len,
-                                            num_workers=num_workers, seed=seed)
-    loss = ContrastiveLoss(label_smoothing, margin, CriticalFindings(tok) if margin else None)
-    cbs = [SaveBestCLIP(out, reload=False), AttentionMapsCallback()] + ([EarlyStoppingCallback('mean_recall', np.greater, patience=early_stop)] if early_stop else [])
+    if num_workers is None and world > 1: num_workers = max(0, (os.cpu_count() or 1) // world - 1)  # a core per training process
+    dls = ImageTextDataLoaders.from_dataset(ds, tok, split, _image_size(m, image_size), bs, max_len,
+                                            num_workers=num_workers, seed=seed, device=state.device)
+    loss = ContrastiveLoss(label_smoothing, margin, CriticalFindings(tok) if margin else None, local_loss)
+    cbs = [SaveBestCLIP(out, reload=False), AttentionMapsCallback(), wait := DataWaitCallback()]
+    cbs += [EarlyStoppingCallback('mean_recall', np.greater, patience=early_stop)] if early_stop else []
+    wandb = wandb and main  # one W&B run, from rank 0
     learn = clip_learner(dls, m, lr, wd, precision, accum, loss, grad_checkpointing, cbs=cbs + ([wandb_callback()] if wandb else []))
     run = wandb_init(dict(data=str(data), model=str(model), text_model=str(text_model), image_model=image_model, epochs=epochs,
-                          bs=bs, lr=lr, accum=accum, seed=seed)) if wandb else None
+                          bs=bs, world_size=world, lr=lr, accum=accum, seed=seed)) if wandb else None
     start = time.time()
-    try: learn.fit_one_cycle(epochs, lr)
+    try:
+        with data_parallel(learn): learn.fit_one_cycle(epochs, lr)
     finally:
         if run is not None: run.finish()
     wall = time.time() - start
     hist = _history(learn)
     final = {k: v for k, v in learn.cbs.filter(lambda c: isinstance(c, RetrievalCallback))[0].results.items()}
-    metrics = dict(best=max(hist, key=lambda h: h['mean_recall']), final=final, n_val=len(dls.valid_ds), n_train=len(dls.train_ds),
-                   epochs=len(hist), wall_s=round(wall, 1), samples_per_s=round(len(dls.train_ds) * len(hist) / wall, 1),
+    n_train = len(dls.train_ds)
+    metrics = dict(best=max(hist, key=lambda h: h['mean_recall']), final=final, n_val=len(dls.valid_ds), n_train=n_train,
+                   epochs=len(hist), wall_s=round(wall, 1), samples_per_s=round(n_train * len(hist) / wall, 1),
+                   world_size=world, global_bs=bs * world, data_wait=wait.history,
                    chance=chance_recall(len(dls.valid_ds)), data=str(data), model=str(model), text_model=str(text_model) if text_model else None,
                    random_init_text=random_init_text, seed=seed)
-    save_clip(learn.model, tok, out/'model')
-    (out/'metrics.json').write_text(json.dumps(metrics, indent=1))
-    _plot_run(learn, out)
+    if main:
+        save_clip(learn.model, tok, out/'model')
+        (out/'metrics.json').write_text(json.dumps(metrics, indent=1))
+        _plot_run(learn, out)
+    state.wait_for_everyone()  # every rank returns after the files exist
     return learn, metrics
 
 # %% ../nbs/02_clip.ipynb #1b4ecd5c
@@ -684,7 +727,7 @@ def medvlm_train_clip(
     image_model: str = None, # image tower: a timm backbone name (e.g. resnet18), trained from scratch here
     random_init_text: store_true = False, # keep the text architecture, re-initialise its weights (ablation)
     epochs: int = 20, # epochs of the one-cycle cosine schedule
-    bs: int = 64, # batch size (the number of negatives per positive + 1)
+    bs: int = 64, # batch size per process (the global batch, bs x processes, is the number of negatives per positive + 1)
     lr: float = 5e-3, # peak learning rate (about 1e-3 when a tower is pretrained)
     accum: int = 1, # micro-batches per batch (exact contrastive gradient accumulation)
     image_size: int = None, # input size for a timm image tower
@@ -692,9 +735,14 @@ def medvlm_train_clip(
     out: str = 'runs/clip', # folder for metrics.json, model/, best/ and plots
     seed: int = 0, # random seed
     wandb: store_true = False, # log to Weights & Biases (offline unless WANDB_MODE=online)
+    local_loss: store_true = False, # with several processes: each computes only its rows of the loss (same gradients)
 ):
-    "Train a radiology CLIP and validate it by retrieval after every epoch."
+    "Train a radiology CLIP and validate it by retrieval after every epoch; runs unchanged under `accelerate launch` or `torchrun`."
     learn, m = train_clip(data, model, _model_path(text_model) if text_model else None, image_model, random_init_text,
-                          epochs, bs, lr, accum=accum, image_size=image_size, precision=precision, out=out, seed=seed, wandb=wandb)
-    print(f"\n{data}: {m['n_train']} train / {m['n_val']} valid pairs, {m['wall_s']} s, {m['samples_per_s']} pairs/s\nfinal:\n"
-          + retrieval_table(m['final'], m['chance']) + f"\nbest (mean recall {m['best']['mean_recall']:.3f}) saved in {out}/best")
+                          epochs, bs, lr, accum=accum, image_size=image_size, precision=precision, out=out, seed=seed, wandb=wandb,
+                          local_loss=local_loss)
+    if rank_world()[0] == 0:
+        print(f"\n{data}: {m['n_train']} train / {m['n_val']} valid pairs, {m['world_size']} process(es), global batch {m['global_bs']}, "
+              f"{m['wall_s']} s, {m['samples_per_s']} pairs/s\n" + '\n'.join(map(data_wait_line, m['data_wait'])) + "\nfinal:\n"
+              + retrieval_table(m['final'], m['chance']) + f"\nbest (mean recall {m['best']['mean_recall']:.3f}) saved in {out}/best")
+    exit_distributed()

@@ -6,7 +6,7 @@ Docs: https://medvlm.github.io/medvlm/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #f3df6f0c
 from __future__ import annotations
-import csv, io, json, os, re
+import csv, io, json, os, re, tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections import Counter
@@ -16,8 +16,8 @@ from PIL import Image
 # %% auto #0
 __all__ = ['ROCOV2_SPLITS', 'LAYOUTS', 'Pair', 'VQAItem', 'Problem', 'Dataset', 'data_root', 'minilm_path', 'read_rocov2',
            'read_hf_parquet', 'read_hub', 'read_roco_v1', 'read_vqa_rad', 'read_slake', 'read_iu_reports',
-           'read_r2gen_annotation', 'detect_layout', 'load', 'image_bytes', 'check_image', 'read_image',
-           'write_rocov2_zenodo', 'write_hf_parquet']
+           'read_r2gen_annotation', 'TarMember', 'index_tar', 'read_shards', 'detect_layout', 'load', 'image_bytes',
+           'check_image', 'read_image', 'write_rocov2_zenodo', 'write_hf_parquet']
 
 # %% ../nbs/00_data.ipynb #5bb2e82e
 @dataclass
@@ -25,7 +25,7 @@ class Pair:
     "One image-text pair."
     id: str  # unique within its dataset
     caption: str  # caption or report text
-    image: Path|bytes|None = None  # file path, encoded bytes, or None for text-only records
+    image: Path|bytes|TarMember|None = None  # file path, encoded bytes, a member of a tar shard, or None for text-only records
     cuis: tuple = ()  # UMLS concept IDs
     split: str|None = None  # train/valid/test when the source says so
     source: str = ''  # dataset name
@@ -282,6 +282,78 @@ def read_r2gen_annotation(path) -> Dataset:
             for k, rows in data.items() for r in rows]
     return Dataset(Path(path).stem, 'reports', recs)
 
+# %% ../nbs/00_data.ipynb #7adea3a4
+@dataclass(frozen=True)
+class TarMember:
+    "One member of an uncompressed tar file, read by its byte offset without opening the archive."
+    path: Path  # the .tar file
+    offset: int  # where the member's data starts
+    size: int  # the member's length in bytes
+    name: str = ''  # the member's name, for messages
+    def exists(self) -> bool: return Path(self.path).exists()
+    def read_bytes(self) -> bytes:
+        with open(self.path, 'rb') as f: f.seek(self.offset); data = f.read(self.size)
+        if len(data) != self.size: raise OSError(f"{self}: truncated shard ({len(data)} of {self.size} bytes)")
+        return data
+    def __str__(self): return f"{self.path}:{self.name}"
+
+# %% ../nbs/00_data.ipynb #b71dbbdd
+def _member_key(name: str) -> tuple:
+    "(sample key, extension) of a webdataset member name: the key ends at the first '.' of the file name."
+    folder, _, base = name.rpartition('/')
+    stem, _, ext = base.partition('.')
+    return (f"{folder}/{stem}" if folder else stem), ext
+
+def index_tar(path) -> dict:
+    "{'name', 'bytes', 'samples': [{'key', 'members': {ext: [offset, size]}}]} of a tar shard, from its headers."
+    path = Path(path)
+    nbytes, samples, end = path.stat().st_size, {}, 0
+    try:
+        with tarfile.open(path, 'r:') as tf:
+            for m in tf:
+                end = m.offset_data + -(-m.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+                if end > nbytes: raise tarfile.ReadError(f"member {m.name} runs past the end of the file")
+                if not m.isfile(): continue
+                key, ext = _member_key(m.name)
+                samples.setdefault(key, {})[ext] = [m.offset_data, m.size]
+        with open(path, 'rb') as f: f.seek(end); marker = f.read(2 * tarfile.BLOCKSIZE)
+        if marker != bytes(2 * tarfile.BLOCKSIZE): raise tarfile.ReadError("no end-of-archive marker after the last member: the file was cut short")
+    except tarfile.TarError as e: raise ValueError(f"{path}: truncated or corrupt tar shard ({e})") from e
+    return dict(name=path.name, bytes=nbytes, samples=[dict(key=k, members=v) for k, v in samples.items()])
+
+# %% ../nbs/00_data.ipynb #6e3ec21f
+def _read_at(f, offset: int, size: int) -> bytes:
+    f.seek(offset)
+    return f.read(size)
+
+def _shard_pairs(path: Path, shard: dict, problems) -> list:
+    "Pairs of one indexed shard: caption and metadata read, the image a `TarMember`."
+    if not path.exists(): raise FileNotFoundError(f"{path}: shard listed in shards.json is missing")
+    if path.stat().st_size != shard['bytes']:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes on disk, but shards.json recorded {shard['bytes']}: the shard is "
+                         "truncated or was rewritten (write the shards again, or delete shards.json to index what is there)")
+    recs = []
+    with open(path, 'rb') as f:
+        for s in shard['samples']:
+            members = s['members']
+            img = next((e for e in members if e not in ('txt', 'json')), None)
+            if img is None or 'txt' not in members:
+                problems.append(Problem(s['key'], str(path), "shard sample without an image or a .txt caption")); continue
+            info = json.loads(_read_at(f, *members['json'])) if 'json' in members else {}
+            recs.append(Pair(info.get('id', s['key']), _read_at(f, *members['txt']).decode('utf-8'),
+                             TarMember(path, *members[img], f"{s['key']}.{img}"), tuple(info.get('cuis', ())),
+                             info.get('split') or _split_from_name(path), info.get('source', ''), info.get('licence'),
+                             info.get('attribution'), info.get('meta', {})))
+    return recs
+
+def read_shards(folder) -> Dataset:
+    "Webdataset tar shards (`*.tar`, indexed by `shards.json` when there is one); images stay in the tar as `TarMember`s."
+    folder, problems = Path(folder), []
+    index = (json.loads((folder/'shards.json').read_text()) if (folder/'shards.json').exists()
+             else dict(shards=[index_tar(p) for p in sorted(folder.glob('*.tar'))]))
+    recs = [r for sh in index['shards'] for r in _shard_pairs(folder/sh['name'], sh, problems)]
+    return Dataset(folder.name, index.get('kind', 'pairs'), recs, problems)
+
 # %% ../nbs/00_data.ipynb #e376caea
 LAYOUTS = [  # (name, marker test, reader)
     ('ROCOv2 Zenodo release ({split}_captions.csv)', lambda f: any((f/f'{s}_captions.csv').exists() for s in ROCOV2_SPLITS), read_rocov2),
@@ -291,6 +363,8 @@ LAYOUTS = [  # (name, marker test, reader)
     ('VQA-RAD (trainset.json / testset.json)', lambda f: (f/'trainset.json').exists() or (f/'testset.json').exists(), read_vqa_rad),
     ('SLAKE (train.json / validate.json / test.json)', lambda f: any((f/n).exists() for _, n in _SLAKE_SPLITS), read_slake),
     ('IU X-ray reports (indiana_reports.csv)', lambda f: (f/'indiana_reports.csv').exists(), read_iu_reports),
+    # last: a stray .tar beside another layout's files does not make a shard set
+    ('webdataset tar shards (shards.json or *.tar)', lambda f: (f/'shards.json').exists() or next(f.glob('*.tar'), None) is not None, read_shards),
 ]
 
 # %% ../nbs/00_data.ipynb #fb830870
@@ -328,9 +402,13 @@ def load(spec: str) -> Dataset:
     raise FileNotFoundError(f"{spec!r} is neither 'synthetic', an existing folder, a folder in {root}, nor a hub name (owner/name)")
 
 # %% ../nbs/00_data.ipynb #31ab0ce8
+def _as_file(src) -> Path|TarMember:
+    "A path or tar member as something with `read_bytes` and `exists`."
+    return src if isinstance(src, TarMember) else Path(src)
+
 def image_bytes(src) -> bytes:
-    "The encoded bytes of an image given as a path or bytes."
-    return src if isinstance(src, (bytes, bytearray)) else Path(src).read_bytes()
+    "The encoded bytes of an image given as a path, a `TarMember` or bytes."
+    return src if isinstance(src, (bytes, bytearray)) else _as_file(src).read_bytes()
 
 def _describe(src) -> str:
     "A path for messages: the file, or '<N bytes>' for in-memory images."
@@ -341,7 +419,7 @@ def check_image(src) -> dict:
     "Whether an image is usable: {'ok', 'reason', 'mode', 'size', 'sha1', 'nbytes'}; never raises."
     import hashlib
     if src is None: return dict(ok=False, reason="no image given")
-    if not isinstance(src, (bytes, bytearray)) and not Path(src).exists(): return dict(ok=False, reason="missing image file")
+    if not isinstance(src, (bytes, bytearray)) and not _as_file(src).exists(): return dict(ok=False, reason="missing image file")
     try: data = image_bytes(src)
     except OSError as e: return dict(ok=False, reason=f"unreadable file ({e.strerror or e})")
     info = dict(nbytes=len(data), sha1=hashlib.sha1(data).hexdigest())
