@@ -25,7 +25,7 @@ class Pair:
     "One image-text pair."
     id: str  # unique within its dataset
     caption: str  # caption or report text
-    image: Path|bytes|TarMember|None = None  # file path, encoded bytes, a member of a tar shard, or None for text-only records
+    image: Path|bytes|None = None  # file path (or a `TarMember` of a tar shard, which reads like one), encoded bytes, or None for text-only records
     cuis: tuple = ()  # UMLS concept IDs
     split: str|None = None  # train/valid/test when the source says so
     source: str = ''  # dataset name
