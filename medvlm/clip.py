@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from fastcore.basics import store_attr
+from fastcore.foundation import L
 from fastcore.script import call_parse, store_true
 from fastai.learner import Learner, Metric, Recorder
 from fastai.callback.core import Callback, CancelBatchException
@@ -35,7 +36,8 @@ __all__ = ['LOGIT_SCALE_MAX', 'CRITICAL_TERMS', 'MODALITY_PROMPTS', 'RETRIEVAL_K
            'contrastive_loss', 'CriticalFindings', 'CaptionGroups', 'ContrastiveLoss', 'first_correct_rank',
            'retrieval_metrics', 'zero_shot_modality', 'RetrievalCallback', 'Autocast', 'cpu_has_bf16', 'auto_precision',
            'precision_cbs', 'NoDecay', 'ContrastiveAccumulation', 'clip_splitter', 'set_grad_checkpointing',
-           'clip_learner', 'SaveBestCLIP', 'wandb_callback', 'wandb_init', 'attention_rollout', 'AttentionMapsCallback',
+           'clip_learner', 'SaveBestCLIP', 'epoch_skipped', 'EarlyStopCLIP', 'save_checkpoint', 'load_checkpoint',
+           'CheckpointCallback', 'wandb_callback', 'wandb_init', 'attention_rollout', 'AttentionMapsCallback',
            'chance_recall', 'train_clip', 'eval_clip', 'retrieval_table', 'TrainTimer', 'bench_learner_overhead',
            'bench_data_vs_train', 'medvlm_eval_clip', 'medvlm_train_clip']
 
@@ -479,6 +481,7 @@ class SaveBestCLIP(SaveModelCallback):
         self.last_saved_path = self.dest/name
         if rank_world()[0] == 0: save_clip(bare_model(self.learn.model), self.dls.tokenizer, self.dest/name)
     def after_epoch(self):
+        if epoch_skipped(self.learn): return
         if rank_world()[0] == 0: return super().after_epoch()
         with contextlib.redirect_stdout(io.StringIO()): super().after_epoch()  # fastai prints 'Better model found' on every rank
     def after_fit(self, **kwargs):
@@ -486,6 +489,78 @@ class SaveBestCLIP(SaveModelCallback):
         if self.reload and not self.every_epoch:
             if rank_world()[1] > 1: torch.distributed.barrier()  # rank 0's last save is on disk
             if (self.dest/self.fname).exists(): bare_model(self.learn.model).load_state_dict(load_clip(self.dest/self.fname)[0].state_dict())
+
+# %% ../nbs/02_clip.ipynb #817447fd
+def epoch_skipped(learn) -> bool:
+    "Whether the epoch that just ended was skipped (fastai's `start_epoch` on resume): it has no recorded values."
+    return not learn.recorder.values or not learn.recorder.values[-1]
+
+class EarlyStopCLIP(EarlyStoppingCallback):
+    "fastai's `EarlyStoppingCallback` on `mean_recall`, ignoring the epochs a resumed fit skips."
+    def __init__(self, patience=3, monitor='mean_recall', **kwargs): super().__init__(monitor, np.greater, patience=patience, **kwargs)
+    def after_epoch(self):
+        if not epoch_skipped(self.learn): super().after_epoch()
+
+# %% ../nbs/02_clip.ipynb #d7f8e3b8
+def _loader_state(dl) -> dict:
+    "Shuffling state and augmentation epoch of a training DataLoader (inside fastai's distributed wrapper too)."
+    dl = getattr(dl, 'dl', dl)
+    return dict(rng=dl.rng.getstate(), tfm_epochs=[t.epoch for t in dl.after_item.fs if hasattr(t, 'new_epoch')])
+
+def _set_loader_state(dl, state: dict):
+    dl = getattr(dl, 'dl', dl)
+    version, internal, gauss = state['rng']
+    dl.rng.setstate((version, tuple(internal), gauss))
+    for t, e in zip([t for t in dl.after_item.fs if hasattr(t, 'new_epoch')], state['tfm_epochs']): t.epoch = e
+
+def save_checkpoint(learn, path, **trainer) -> Path:
+    "Model folder, optimiser state (safetensors) and `trainer.json` (`trainer` plus loader and random state), swapped in atomically."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
+    save_clip(bare_model(learn.model), learn.dls.tokenizer, tmp/'model')
+    sd = learn.opt.state_dict()
+    tensors = {f'{i}.{k}': v.contiguous() for i, s in enumerate(sd['state']) for k, v in s.items() if isinstance(v, torch.Tensor)}
+    save_file({**tensors, 'rng.torch': torch.get_rng_state()}, str(tmp/'optimizer.safetensors'))
+    rest = [{k: v for k, v in s.items() if not isinstance(v, torch.Tensor)} for s in sd['state']]
+    (tmp/'trainer.json').write_text(json.dumps(dict(trainer, opt_state=rest, hypers=[dict(h) for h in sd['hypers']], loader=_loader_state(learn.dls.train)), default=float))
+    _replace_dir(tmp, path)
+    return path
+
+def load_checkpoint(learn, path) -> dict:
+    "Put a checkpoint's weights, optimiser state, loader and random state into `learn`; return its `trainer.json`."
+    path = Path(path)
+    trainer, tensors = json.loads((path/'trainer.json').read_text()), load_file(str(path/'optimizer.safetensors'))
+    bare_model(learn.model).load_state_dict(load_clip(path/'model')[0].state_dict())
+    if learn.opt is None: learn.create_opt()
+    state = [dict(s) for s in trainer['opt_state']]
+    for key, v in tensors.items():
+        i, _, k = key.partition('.')
+        if i != 'rng': state[int(i)][k] = v
+    learn.opt.load_state_dict(dict(state=state, hypers=L(trainer['hypers'])))
+    torch.set_rng_state(tensors['rng.torch'])
+    _set_loader_state(learn.dls.train, trainer['loader'])
+    return trainer
+
+# %% ../nbs/02_clip.ipynb #9cbf97fb
+class CheckpointCallback(Callback):
+    "After every epoch, `save_checkpoint` to `path` (rank 0); given a checkpoint's `trainer.json` state, restore the callbacks' histories first."
+    order = 90  # after the metrics and the trackers of the epoch
+    def __init__(self, path, resumed: dict=None): self.path, self.resumed = Path(path), resumed
+    def _cb(self, cls): return next((c for c in self.learn.cbs if isinstance(c, cls)), None)
+    def before_fit(self):
+        if not self.resumed or self.learn.opt is None: return
+        retrieval, best = self._cb(RetrievalCallback), self._cb(SaveBestCLIP)
+        if retrieval is not None: retrieval.history = list(self.resumed['history'])
+        if best is not None and self.resumed.get('best') is not None: best.best = self.resumed['best']
+        for c in self.learn.cbs:
+            if hasattr(c, 'history') and c is not retrieval and c.__class__.__name__ in self.resumed.get('histories', {}):
+                c.history = list(self.resumed['histories'][c.__class__.__name__])
+    def after_epoch(self):
+        if epoch_skipped(self.learn) or rank_world()[0] != 0: return
+        retrieval, best = self._cb(RetrievalCallback), self._cb(SaveBestCLIP)
+        histories = {c.__class__.__name__: c.history for c in self.learn.cbs if hasattr(c, 'history') and c is not retrieval}
+        save_checkpoint(self.learn, self.path, epoch=self.epoch, history=retrieval.history if retrieval else [],
+                        best=float(best.best) if best else None, histories=histories)
 
 # %% ../nbs/02_clip.ipynb #b299254a
 def wandb_callback(log='gradients', **kwargs):
@@ -564,7 +639,10 @@ def _history(learn) -> list:
 def _plot_run(learn, out):
     "Loss curves and retrieval by epoch, saved to `out`."
     fig, axs = plt.subplots(1, 2, figsize=(9, 3), dpi=80)
-    learn.recorder.plot_loss(skip_start=0, ax=axs[0])
+    rec = learn.recorder
+    axs[0].plot([float(l) for l in rec.losses], label='train')
+    done = [(i, v[1]) for i, v in zip(rec.iters, rec.values) if v]  # a resumed fit records the epochs it skipped as empty
+    axs[0].plot(*zip(*done), label='valid'); axs[0].set(xlabel='step', title='loss'); axs[0].legend(fontsize=7)
     hist = _history(learn)
     for k in ('i2t_r1', 't2i_r1', 'i2t_r10', 't2i_r10', 'mean_recall'): axs[1].plot([h.get(k) for h in hist], label=k)
     axs[1].set(xlabel='epoch', title='validation retrieval'); axs[1].legend(fontsize=7)
@@ -582,8 +660,10 @@ def train_clip(data='synthetic', # data spec (see `medvlm.data.load`)
                seed=0, num_workers=None, wandb=False, grad_checkpointing=False, label_smoothing=0., margin=0.,
                early_stop=None, # stop after this many epochs without a better mean recall
                local_loss=False, # with several processes: each computes only its own rows of the loss
+               resume=False, # continue from `out/last` when a checkpoint is there
+               cbs=None, # extra callbacks
                ) -> tuple:
-    "Train a CLIP on a data spec (in one process or under a launcher); returns (learn, metrics) and writes metrics.json, `model/`, `best/` and plots to `out`."
+    "Train a CLIP on a data spec (in one process or under a launcher); returns (learn, metrics) and writes metrics.json, `model/`, `best/`, `last/` and plots to `out`."
     state = init_distributed()
     main, world = state.is_main_process, state.num_processes
     set_seed(seed)
@@ -597,15 +677,19 @@ def train_clip(data='synthetic', # data spec (see `medvlm.data.load`)
     dls = ImageTextDataLoaders.from_dataset(ds, tok, split, _image_size(m, image_size), bs, max_len,
                                             num_workers=num_workers, seed=seed, device=state.device)
     loss = ContrastiveLoss(label_smoothing, margin, CriticalFindings(tok) if margin else None, local_loss)
-    cbs = [SaveBestCLIP(out, reload=False), AttentionMapsCallback(), wait := DataWaitCallback()]
-    cbs += [EarlyStoppingCallback('mean_recall', np.greater, patience=early_stop)] if early_stop else []
+    cbs = [SaveBestCLIP(out, reload=False), AttentionMapsCallback(), wait := DataWaitCallback(), ckpt := CheckpointCallback(out/'last'), *(cbs or [])]
+    cbs += [EarlyStopCLIP(early_stop)] if early_stop else []
     wandb = wandb and main  # one W&B run, from rank 0
     learn = clip_learner(dls, m, lr, wd, precision, accum, loss, grad_checkpointing, cbs=cbs + ([wandb_callback()] if wandb else []))
     run = wandb_init(dict(data=str(data), model=str(model), text_model=str(text_model), image_model=image_model, epochs=epochs,
                           bs=bs, world_size=world, lr=lr, accum=accum, seed=seed)) if wandb else None
+    start_epoch = 0
+    if resume and (out/'last'/'trainer.json').exists():
+        ckpt.resumed = load_checkpoint(learn, out/'last')
+        start_epoch = ckpt.resumed['epoch'] + 1
     start = time.time()
     try:
-        with data_parallel(learn): learn.fit_one_cycle(epochs, lr)
+        with data_parallel(learn): learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch)
     finally:
         if run is not None: run.finish()
     wall = time.time() - start
@@ -613,7 +697,8 @@ def train_clip(data='synthetic', # data spec (see `medvlm.data.load`)
     final = {k: v for k, v in learn.cbs.filter(lambda c: isinstance(c, RetrievalCallback))[0].results.items()}
     n_train = len(dls.train_ds)
     metrics = dict(best=max(hist, key=lambda h: h['mean_recall']), final=final, n_val=len(dls.valid_ds), n_train=n_train,
-                   epochs=len(hist), wall_s=round(wall, 1), samples_per_s=round(n_train * len(hist) / wall, 1),
+                   epochs=len(hist), resumed_at=start_epoch or None, wall_s=round(wall, 1),
+                   samples_per_s=round(n_train * (len(hist) - start_epoch) / wall, 1),
                    world_size=world, global_bs=bs * world, data_wait=wait.history,
                    chance=chance_recall(len(dls.valid_ds)), data=str(data), model=str(model), text_model=str(text_model) if text_model else None,
                    random_init_text=random_init_text, seed=seed)
@@ -736,11 +821,12 @@ def medvlm_train_clip(
     seed: int = 0, # random seed
     wandb: store_true = False, # log to Weights & Biases (offline unless WANDB_MODE=online)
     local_loss: store_true = False, # with several processes: each computes only its rows of the loss (same gradients)
+    resume: store_true = False, # continue an interrupted run from OUT/last (its checkpoint after the last finished epoch)
 ):
     "Train a radiology CLIP and validate it by retrieval after every epoch; runs unchanged under `accelerate launch` or `torchrun`."
     learn, m = train_clip(data, model, _model_path(text_model) if text_model else None, image_model, random_init_text,
                           epochs, bs, lr, accum=accum, image_size=image_size, precision=precision, out=out, seed=seed, wandb=wandb,
-                          local_loss=local_loss)
+                          local_loss=local_loss, resume=resume)
     if rank_world()[0] == 0:
         print(f"\n{data}: {m['n_train']} train / {m['n_val']} valid pairs, {m['world_size']} process(es), global batch {m['global_bs']}, "
               f"{m['wall_s']} s, {m['samples_per_s']} pairs/s\n" + '\n'.join(map(data_wait_line, m['data_wait'])) + "\nfinal:\n"
