@@ -12,7 +12,7 @@ from pathlib import Path
 import torch, torch.nn as nn, torch.distributed as dist
 import torch.distributed._functional_collectives as funcol
 from fastai.callback.core import Callback
-from fastai.distributed import DistributedDL, rank0_first  # rank0_first re-exported: data preparation on rank 0 first
+from fastai.distributed import DistributedDL
 from accelerate import PartialState
 import medvlm
 
