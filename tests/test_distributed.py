@@ -72,7 +72,13 @@ def test_accelerate_launch_trains_and_eval_reproduces(tmp_path):
     assert ev['n_val'] == m['n_val']
     assert {k: ev[k] for k in RETRIEVAL_KEYS} == {k: m['final'][k] for k in RETRIEVAL_KEYS}
 
-def test_torchrun_with_local_loss(tmp_path):
-    launch(launch_command(2, ['--data', 'synthetic:128', '--epochs', 1, '--bs', 16, '--local-loss', '--out', tmp_path], launcher='torchrun'))
-    m = json.loads((tmp_path/'metrics.json').read_text())
-    assert (m['world_size'], m['global_bs']) == (2, 32) and (tmp_path/'model'/'model.safetensors').exists()
+def test_torchrun_trains_on_shards_with_local_loss(tmp_path):
+    "webdataset shards written by medvlm_make_shards, read by 2 torchrun processes (each epoch reshuffled across ranks)."
+    run_cli('medvlm_make_shards', '--data', 'synthetic:128', '--out', tmp_path/'shards', '--maxcount', 40)
+    out = tmp_path/'run'
+    launch(launch_command(2, ['--data', tmp_path/'shards', '--epochs', 2, '--bs', 16, '--local-loss', '--out', out], launcher='torchrun'))
+    m = json.loads((out/'metrics.json').read_text())
+    index = json.loads((tmp_path/'shards'/'shards.json').read_text())
+    assert (m['world_size'], m['global_bs'], m['epochs']) == (2, 32, 2)
+    assert (m['n_train'], m['n_val']) == (index['counts']['train'], index['counts']['valid'])
+    assert (out/'model'/'model.safetensors').exists()
