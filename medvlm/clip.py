@@ -38,8 +38,8 @@ __all__ = ['LOGIT_SCALE_MAX', 'CRITICAL_TERMS', 'MODALITY_PROMPTS', 'RETRIEVAL_K
            'precision_cbs', 'NoDecay', 'ContrastiveAccumulation', 'clip_splitter', 'set_grad_checkpointing',
            'clip_learner', 'SaveBestCLIP', 'epoch_skipped', 'EarlyStopCLIP', 'save_checkpoint', 'load_checkpoint',
            'CheckpointCallback', 'wandb_callback', 'wandb_init', 'attention_rollout', 'AttentionMapsCallback',
-           'chance_recall', 'train_clip', 'eval_clip', 'retrieval_table', 'TrainTimer', 'bench_learner_overhead',
-           'bench_data_vs_train', 'medvlm_eval_clip', 'medvlm_train_clip']
+           'chance_recall', 'train_clip', 'eval_clip', 'retrieval_table', 'TrainTimer', 'replay_dls',
+           'bench_learner_overhead', 'bench_data_vs_train', 'medvlm_eval_clip', 'medvlm_train_clip']
 
 # %% ../nbs/02_clip.ipynb #85b642bc
 LOGIT_SCALE_MAX = 100.  # CLIP clamps exp(logit_scale) here
@@ -546,21 +546,17 @@ class CheckpointCallback(Callback):
     "After every epoch, `save_checkpoint` to `path` (rank 0); given a checkpoint's `trainer.json` state, restore the callbacks' histories first."
     order = 90  # after the metrics and the trackers of the epoch
     def __init__(self, path, resumed: dict=None): self.path, self.resumed = Path(path), resumed
-    def _cb(self, cls): return next((c for c in self.learn.cbs if isinstance(c, cls)), None)
+    def _best(self): return next((c for c in self.learn.cbs if isinstance(c, SaveBestCLIP)), None)
+    def _with_history(self): return {type(c).__name__: c for c in self.learn.cbs if hasattr(c, 'history')}
     def before_fit(self):
         if not self.resumed or self.learn.opt is None: return
-        retrieval, best = self._cb(RetrievalCallback), self._cb(SaveBestCLIP)
-        if retrieval is not None: retrieval.history = list(self.resumed['history'])
-        if best is not None and self.resumed.get('best') is not None: best.best = self.resumed['best']
-        for c in self.learn.cbs:
-            if hasattr(c, 'history') and c is not retrieval and c.__class__.__name__ in self.resumed.get('histories', {}):
-                c.history = list(self.resumed['histories'][c.__class__.__name__])
+        for name, c in self._with_history().items(): c.history = list(self.resumed['histories'].get(name, []))
+        if (best := self._best()) is not None and self.resumed.get('best') is not None: best.best = self.resumed['best']
     def after_epoch(self):
         if epoch_skipped(self.learn) or rank_world()[0] != 0: return
-        retrieval, best = self._cb(RetrievalCallback), self._cb(SaveBestCLIP)
-        histories = {c.__class__.__name__: c.history for c in self.learn.cbs if hasattr(c, 'history') and c is not retrieval}
-        save_checkpoint(self.learn, self.path, epoch=self.epoch, history=retrieval.history if retrieval else [],
-                        best=float(best.best) if best else None, histories=histories)
+        best = self._best()
+        save_checkpoint(self.learn, self.path, epoch=self.epoch, best=float(best.best) if best else None,
+                        histories={name: c.history for name, c in self._with_history().items()})
 
 # %% ../nbs/02_clip.ipynb #b299254a
 def wandb_callback(log='gradients', **kwargs):
@@ -745,11 +741,11 @@ class TrainTimer(Callback):
     def after_train(self): self.seconds = time.perf_counter() - self.start
 
 # %% ../nbs/02_clip.ipynb #da55545a
-def _cached_dls(batches, device, tokenizer):
-    "DataLoaders that replay a list of ready batches (no loading, no collation)."
+def replay_dls(batches, device, tokenizer, **kwargs):
+    "DataLoaders that replay a list of ready batches in order (no loading, no collation); `kwargs` go to the training DataLoader."
     from fastai.data.load import DataLoader
     from fastai.data.core import DataLoaders
-    dls = DataLoaders(DataLoader(batches, bs=None, device=device), DataLoader(batches[:1], bs=None, device=device))
+    dls = DataLoaders(DataLoader(batches, bs=None, device=device, **kwargs), DataLoader(batches[:1], bs=None, device=device))
     dls.n_inp, dls.tokenizer = len(batches[0]), tokenizer  # every element is an input: (images, input_ids, attention_mask)
     return dls
 
@@ -764,7 +760,7 @@ def bench_learner_overhead(model_fn, dls, n=8, precision='fp32', repeats=3) -> d
             loss.backward(); opt.step(); opt.zero_grad()
         return (time.perf_counter() - t) / n
     def fastai():
-        l = clip_learner(_cached_dls(batches, dls.device, dls.tokenizer), model_fn(), precision=precision, zero_shot=False, cbs=[timer := TrainTimer()])
+        l = clip_learner(replay_dls(batches, dls.device, dls.tokenizer), model_fn(), precision=precision, zero_shot=False, cbs=[timer := TrainTimer()])
         with l.no_logging(), l.no_bar(): l.fit(1, 1e-4)
         return timer.seconds / n
     b, f = min(bare() for _ in range(repeats)), min(fastai() for _ in range(repeats))

@@ -13,6 +13,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
 from .clip import MedCLIP, CLIPOutput, LOGIT_SCALE_MAX
+from .distributed import init_distributed
 
 # %% auto #0
 __all__ = ['TowerSplitCLIP', 'split_towers', 'fully_shard_clip', 'DecoderConfig', 'CausalSelfAttention', 'DecoderBlock',
@@ -46,15 +47,11 @@ def _average_grad(p: torch.Tensor):
     dist.all_reduce(p.grad)
     p.grad /= dist.get_world_size()
 
-def _local_device() -> torch.device:
-    "This process's accelerator under torchrun (cuda:LOCAL_RANK), or the CPU."
-    return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))) if torch.cuda.is_available() else torch.device('cpu')
-
 def fully_shard_clip(model: MedCLIP, # sharded in place
                      mesh=None, # a 1-D `DeviceMesh`; default: all ranks on this process's device type
                      **kwargs) -> MedCLIP:
     "Shard a `MedCLIP` with FSDP2 (one unit per transformer layer and embedding, the rest at the root); `kwargs` go to every `fully_shard`."
-    mesh = mesh or init_device_mesh(_local_device().type, (dist.get_world_size(),))
+    mesh = mesh or init_device_mesh(init_distributed().device.type, (dist.get_world_size(),))
     unit_names = set().union(*(getattr(t, '_no_split_modules', None) or () for t in (model.vision, model.text)))
     for m in [m for m in model.modules() if type(m).__name__ in unit_names]: fully_shard(m, mesh=mesh, **kwargs)
     fully_shard(model, mesh=mesh, ignored_params={model.logit_scale}, **kwargs)
@@ -135,9 +132,9 @@ def pipeline_schedule(model: nn.Module, # the whole decoder (`embed`, `blocks`, 
                       n_microbatches: int, # the batch is split along dim 0 into this many; several times the ranks
                       loss_fn=None, # loss_fn(output, target) per micro-batch; None for forward only
                       group=None, # process group, one stage per rank; default: the world
-                      device=None, # default: cuda:LOCAL_RANK, or the CPU
+                      device=None, # default: this rank's device (cuda:LOCAL_RANK, or the CPU)
                      ) -> tuple[ScheduleGPipe, DecoderStage]:
     "This rank's stage of `model` and a GPipe schedule running it with the other ranks' stages."
-    rank, world, device = dist.get_rank(group), dist.get_world_size(group), device or _local_device()
+    rank, world, device = dist.get_rank(group), dist.get_world_size(group), device or init_distributed().device
     stage = split_decoder(model, world)[rank].to(device)
     return ScheduleGPipe(PipelineStage(stage, rank, world, device, group=group), n_microbatches, loss_fn=loss_fn), stage

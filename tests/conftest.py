@@ -19,9 +19,13 @@ def roco_dir(shared_data):
     if not d.is_dir(): pytest.skip(f"{d} is absent")
     return d
 
+def launch(cmd, cwd=ROOT, check=True, **env):
+    "Run a command offline (HF hub, W&B) with `env` added; return the CompletedProcess, or raise with its output if it failed."
+    env = dict(os.environ, HF_HUB_OFFLINE='1', WANDB_MODE='offline', MPLBACKEND='Agg', **env)
+    res = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and res.returncode != 0: raise AssertionError(f"{cmd} exited {res.returncode}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
 def run_cli(name, *args, cwd=ROOT, check=True):
     "Run an installed console script; return the CompletedProcess."
-    env = dict(os.environ, HF_HUB_OFFLINE='1', WANDB_MODE='offline', MPLBACKEND='Agg')
-    res = subprocess.run([str(BIN/name), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and res.returncode != 0: raise AssertionError(f"{name} {args} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
-    return res
+    return launch([BIN/name, *args], cwd, check)

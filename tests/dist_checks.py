@@ -5,11 +5,10 @@ import json, sys
 from pathlib import Path
 import torch, torch.nn.functional as F, torch.distributed as dist
 from fastai.callback.core import Callback, CancelValidException
-from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.distributed import DistributedDL
 from fastai.torch_core import set_seed
-from medvlm.clip import CLIPOutput, ContrastiveLoss, contrastive_loss, caption_groups, build_clip, clip_learner, save_clip, RetrievalCallback
+from medvlm.clip import CLIPOutput, ContrastiveLoss, contrastive_loss, caption_groups, build_clip, clip_learner, save_clip, replay_dls, RetrievalCallback
 from medvlm.distributed import init_distributed, rank_world, gather_objects, gather_rows, data_parallel, exit_distributed
 from medvlm.dls import ImageTextDataLoaders
 from medvlm.synthetic import synthetic_pairs
@@ -47,11 +46,14 @@ def check_loss(local_loss):
                 grad_err=(gather_rows(grads) - torch.cat([ref_img, ref_txt], 1)).abs().max().item(),
                 scale_grad=scale_grad.item(), ref_scale_grad=ref_scale)
 
+def all_valid_dls(n, bs, seed):
+    "DataLoaders of `n` synthetic pairs, every one in the (unshuffled, unaugmented) validation split."
+    ds = synthetic_pairs(n, size=64, seed=seed)
+    return ImageTextDataLoaders.from_dataset(ds, build_clip('tiny')[1], {r.id: 'valid' for r in ds.records}, 64, bs, num_workers=0, augment=False)
+
 def valid_dls(n=37, bs=8):
-    "DataLoaders whose every pair is validation: 37 pairs at bs 8 give uneven shards over 2 ranks."
-    ds = synthetic_pairs(n, size=64, seed=3)
-    tok = build_clip('tiny')[1]
-    return ImageTextDataLoaders.from_dataset(ds, tok, {r.id: 'valid' for r in ds.records}, 64, bs, num_workers=0, augment=False)
+    "37 pairs at bs 8 give uneven shards over 2 ranks."
+    return all_valid_dls(n, bs, seed=3)
 
 def check_eval(out):
     "Validation sharded over ranks; rank 0 saves the model and the gathered metrics."
@@ -68,16 +70,13 @@ class NoValidation(Callback):
 
 def global_batches(k=3, bs=16):
     "`k` fixed global batches of `bs` pairs, and their tokenizer."
-    ds, tok = synthetic_pairs(k * bs, size=64, seed=5), build_clip('tiny')[1]
-    dls = ImageTextDataLoaders.from_dataset(ds, tok, {r.id: 'valid' for r in ds.records}, 64, bs, num_workers=0, augment=False)
-    return [tuple(b) for b in dls.valid], tok
+    dls = all_valid_dls(k * bs, bs, seed=5)
+    return [tuple(b) for b in dls.valid], dls.tokenizer
 
 def steps_learner(items, tok):
     "A CLIP Learner that replays `items` (ready batches) in order, one step each, without validation."
-    dls = DataLoaders(DataLoader(items, bs=None), DataLoader(items[:1], bs=None))
-    dls.n_inp, dls.tokenizer = 3, tok
     set_seed(0)
-    return clip_learner(dls, build_clip('tiny')[0], lr=1e-3, precision='fp32', zero_shot=False, cbs=[NoValidation()])
+    return clip_learner(replay_dls(items, 'cpu', tok), build_clip('tiny')[0], lr=1e-3, precision='fp32', zero_shot=False, cbs=[NoValidation()])
 
 def rank_items(batches, rank, world):
     "This rank's share of each global batch, in order (what each process sees under data parallelism)."

@@ -9,7 +9,7 @@ from copy import deepcopy
 import torch, torch.nn.functional as F, torch.distributed as dist
 from torch.distributed.tensor import DTensor
 from medvlm.clip import clip_tiny, contrastive_loss, caption_groups, caption_keys, ContrastiveLoss
-from medvlm.distributed import exit_distributed
+from medvlm.distributed import exit_distributed, init_distributed
 from medvlm.parallel import fully_shard_clip, pipeline_schedule, TinyDecoder, DecoderConfig
 
 def max_over_ranks(x: float) -> float:
@@ -94,7 +94,7 @@ def check_pipeline(bs=8, n_microbatches=4):
     return res
 
 if __name__ == '__main__':
-    dist.init_process_group('gloo')
+    init_distributed()
     res = dict(fsdp=check_fsdp(), pipeline=check_pipeline())
     if dist.get_rank() == 0:
         with open(sys.argv[1], 'w') as f: json.dump(res, f, indent=1)

@@ -1,24 +1,16 @@
 "Data parallelism with 2 gloo processes on the CPU: loss, gradients, evaluation and training steps equal the single-process ones."
-import json, os, subprocess, sys
-from pathlib import Path
-import pytest, torch
+import json
+import pytest
 from medvlm.clip import clip_learner, load_clip, RetrievalCallback, RETRIEVAL_KEYS
 from medvlm.distributed import launch_command
-from conftest import ROOT, run_cli
+from conftest import BIN, ROOT, launch, run_cli
 import dist_checks
-
-ENV = dict(os.environ, HF_HUB_OFFLINE='1', WANDB_MODE='offline', MPLBACKEND='Agg', OMP_NUM_THREADS='1')
-
-def launch(cmd, cwd=ROOT):
-    res = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, f"{cmd} exited {res.returncode}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res
 
 @pytest.fixture(scope='module')
 def two_procs(tmp_path_factory):
     "One `torchrun --nproc_per_node 2` run of every check in dist_checks.py; its results and output folder."
     out = tmp_path_factory.mktemp('dist')
-    launch([str(Path(sys.executable).parent/'torchrun'), '--standalone', '--nproc_per_node', '2', str(ROOT/'tests'/'dist_checks.py'), str(out)])
+    launch([BIN/'torchrun', '--standalone', '--nproc_per_node', '2', ROOT/'tests'/'dist_checks.py', out], OMP_NUM_THREADS='1')
     return json.loads((out/'results.json').read_text()), out
 
 @pytest.mark.parametrize('variant', ['loss_global', 'loss_local'])

@@ -1,11 +1,12 @@
 "Multi-process checks of `medvlm.parallel` (FSDP2, pipeline) under torchrun, and the accelerate configs read by accelerate itself."
-import json, os, subprocess, sys
+import json
 from pathlib import Path
 import pytest
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.commands.launch import launch_command_parser, _validate_launch_command
 from accelerate.utils import DeepSpeedPlugin, DistributedType, FullyShardedDataParallelPlugin
 from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+from conftest import BIN, launch
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE.parent/'configs'/'accelerate'
@@ -14,10 +15,7 @@ CONFIGS = HERE.parent/'configs'/'accelerate'
 def checks(tmp_path_factory):
     "One torchrun launch (2 gloo processes) of parallel_checks.py; what rank 0 wrote."
     out = tmp_path_factory.mktemp('parallel')/'checks.json'
-    env = dict(os.environ, OMP_NUM_THREADS='1', HF_HUB_OFFLINE='1')
-    res = subprocess.run([str(Path(sys.executable).parent/'torchrun'), '--standalone', '--nproc_per_node', '2', str(HERE/'parallel_checks.py'), str(out)],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    launch([BIN/'torchrun', '--standalone', '--nproc_per_node', '2', HERE/'parallel_checks.py', out], OMP_NUM_THREADS='1')
     return json.loads(out.read_text())
 
 def test_fsdp_matches_single_process(checks):
