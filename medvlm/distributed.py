@@ -149,7 +149,7 @@ ACCELERATE_CONFIGS = Path(medvlm.__file__).parent.parent/'configs'/'accelerate' 
 
 def launch_command(nprocs: int, # processes; 1 runs plain Python
                    args: list, # the module's arguments
-                   module='medvlm.clip', # the script, as a module
+                   module='medvlm.train', # the script, as a module
                    launcher='accelerate', # 'accelerate' (with `config`) or 'torchrun'
                    config=None) -> list: # accelerate config; default configs/accelerate/cpu_ddp.yaml on CPU, multi_gpu.yaml on GPUs
     "The command line that runs `module` with `nprocs` processes on this machine."

@@ -8,7 +8,9 @@ from fastai.callback.core import Callback, CancelValidException
 from fastai.data.load import DataLoader
 from fastai.distributed import DistributedDL
 from fastai.torch_core import set_seed
-from medvlm.clip import CLIPOutput, ContrastiveLoss, contrastive_loss, caption_groups, build_clip, clip_learner, save_clip, replay_dls, RetrievalCallback
+from medvlm.clip import CLIPOutput, ContrastiveLoss, contrastive_loss, caption_groups, build_clip, save_clip
+from medvlm.retrieval import RetrievalCallback
+from medvlm.train import clip_learner, replay_dls
 from medvlm.distributed import init_distributed, rank_world, gather_objects, gather_rows, data_parallel, exit_distributed
 from medvlm.dls import ImageTextDataLoaders
 from medvlm.synthetic import synthetic_pairs

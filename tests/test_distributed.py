@@ -1,7 +1,9 @@
 "Data parallelism with 2 gloo processes on the CPU: loss, gradients, evaluation and training steps equal the single-process ones."
 import json
 import pytest
-from medvlm.clip import clip_learner, load_clip, RetrievalCallback, RETRIEVAL_KEYS
+from medvlm.clip import load_clip
+from medvlm.retrieval import RetrievalCallback, RETRIEVAL_KEYS
+from medvlm.train import clip_learner
 from medvlm.distributed import launch_command
 from conftest import BIN, ROOT, launch, run_cli
 import dist_checks

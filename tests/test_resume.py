@@ -2,7 +2,8 @@
 import json
 import pytest
 from fastai.callback.core import Callback
-from medvlm.clip import train_clip, load_clip
+from medvlm.clip import load_clip
+from medvlm.train import train_clip
 
 class Crash(Callback):
     "Raise after epoch `at` has finished (and been checkpointed)."
