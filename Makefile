@@ -9,14 +9,15 @@ export TOKENIZERS_PARALLELISM ?= false
 # cells and tests that read the real samples run when the data folder exists ($$MEDVLM_DATA or ../shared/data)
 DATA_FLAG := $(if $(or $(MEDVLM_DATA),$(wildcard ../shared/data)),data,)
 
-.PHONY: install demo test sync nbtest pytest readme clean
+.PHONY: install demo test sync nbtest pytest readme gpu-check lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py
+# pyproject.toml gives ranges; constraints.txt pins every package of the tree, so each install resolves the same
+$(STAMP): pyproject.toml setup.py constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	@git rev-parse --git-dir >/dev/null 2>&1 && $(VENV)/bin/nbdev-install-hooks >/dev/null || true
 	@touch $@
 
@@ -45,6 +46,20 @@ test: sync nbtest pytest
 
 readme: install
 	$(PY) .ci/readme.py
+
+# on a machine with CUDA GPUs: training in bf16 and fp16, evaluation, and dist_checks.py under NCCL; elsewhere it says it skipped
+gpu-check: install
+	HF_HUB_OFFLINE=1 $(PY) tests/gpu_check.py
+
+# re-resolve the newest releases within pyproject.toml's ranges in a scratch venv, and pin them all in constraints.txt
+LOCK_VENV ?= /tmp/medvlm-lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -q -e ".[dev]"
+	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf runs _proc _docs

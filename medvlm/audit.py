@@ -1,4 +1,4 @@
-"""What is wrong with a radiology dataset, in numbers and plots: broken files, duplicates, empty captions, modality and concept balance, a leak-free stratified split, and what the tokenizer makes of the vocabulary.
+"""What is wrong with a radiology dataset, in numbers and plots: broken files, duplicates, empty captions, modality and concept balance, a stable, leak-free split, and what the tokenizer makes of the vocabulary.
 
 Docs: https://medvlm.github.io/medvlm/audit.html.md"""
 
@@ -6,20 +6,20 @@ Docs: https://medvlm.github.io/medvlm/audit.html.md"""
 
 # %% ../nbs/00b_audit.ipynb #9d8b5299
 from __future__ import annotations
-import itertools, json, re, sys, textwrap
+import hashlib, itertools, json, re, sys, tempfile, textwrap
 from collections import Counter, defaultdict
 from pathlib import Path
 import numpy as np, torch
-from PIL import Image
 import matplotlib.pyplot as plt
 from fastcore.script import call_parse, store_true
 from fastprogress.fastprogress import progress_bar
-from .data import Pair, VQAItem, Dataset, Problem, load, check_image, read_image, data_root
+from .data import Pair, VQAItem, Dataset, Problem, load, check_image, read_image, norm_modality
 
 # %% auto #0
-__all__ = ['MODALITIES', 'modality_from_text', 'detect_modality', 'stratified_split', 'check_images', 'audit', 'frequent_terms',
-           'tokenizer_audit', 'extend_tokenizer', 'plot_modalities', 'plot_text_lengths', 'plot_long_tail', 'plot_grid',
-           'summary', 'write_splits', 'write_audit', 'read_splits', 'run_audit', 'medvlm_audit']
+__all__ = ['MODALITIES', 'modality_from_text', 'detect_modality', 'hash_split', 'check_images', 'record_problems',
+           'split_assignments', 'audit', 'frequent_terms', 'tokenizer_audit', 'extend_tokenizer', 'plot_modalities',
+           'plot_text_lengths', 'plot_long_tail', 'plot_grid', 'summary', 'write_splits', 'write_audit', 'read_splits',
+           'run_audit', 'medvlm_audit']
 
 # %% ../nbs/00b_audit.ipynb #8a9c5390
 MODALITIES = {  # name: (CUIs of the imaging procedure, caption/question wording)
@@ -44,7 +44,7 @@ def _vqa_text(q) -> str:
 
 def detect_modality(rec) -> str:
     "A record's modality: its own field, else its CUIs, else its text (ties settled by the text); 'unknown' if none."
-    if getattr(rec, 'modality', None): return str(rec.modality).lower()
+    if getattr(rec, 'modality', None): return norm_modality(rec.modality)
     text = rec.caption if isinstance(rec, Pair) else _vqa_text(rec)
     by_cui = {m for m, (cuis, _) in MODALITIES.items() if cuis & set(getattr(rec, 'cuis', ()))}
     by_text = modality_from_text(text)
@@ -52,61 +52,62 @@ def detect_modality(rec) -> str:
     return min(found, key=list(MODALITIES).index) if found else 'unknown'
 
 # %% ../nbs/00b_audit.ipynb #d3972069
-def _largest_deficit(counts, targets) -> int:
-    "Index of the split furthest below its target."
-    return int(np.argmax(np.array(targets) - np.array(counts)))
+def _unit(key: str, seed=0) -> float:
+    "A number in [0, 1) that depends on `key` and `seed` only: the first 8 bytes of their BLAKE2b hash."
+    return int.from_bytes(hashlib.blake2b(f"{seed}\0{key}".encode(), digest_size=8).digest(), 'big') / 2**64
 
-def stratified_split(strata, groups, fracs=(0.8, 0.1, 0.1), names=('train', 'valid', 'test'), seed=0) -> list:
-    "A split name per item; items with the same `groups` key stay together, each `strata` value is spread by `fracs`."
-    members = defaultdict(list)
-    for i, g in enumerate(groups): members[g].append(i)
-    by_stratum = defaultdict(list)
-    for g, idx in members.items(): by_stratum[strata[idx[0]]].append(g)
-    rng, out = np.random.default_rng(seed), [None] * len(groups)
-    for stratum in sorted(by_stratum, key=str):
-        gs = by_stratum[stratum]
-        rng.shuffle(gs)
-        counts, total = [0] * len(fracs), sum(len(members[g]) for g in gs)
-        for g in gs:
-            k = _largest_deficit(counts, [f * total for f in fracs])
-            counts[k] += len(members[g])
-            for i in members[g]: out[i] = names[k]
-    return out
+def hash_split(key: str, # what identifies the item: a record id, an image name
+               fracs=(0.8, 0.1, 0.1), # shares of the splits
+               names=('train', 'valid', 'test'), # their names
+               seed=0, # salt: another seed, another split
+              ) -> str:
+    "The split of one item, from its key alone: other items coming or going never move it."
+    bounds = np.cumsum(fracs) / sum(fracs)
+    return names[min(int(np.searchsorted(bounds, _unit(key, seed), side='right')), len(names) - 1)]
 
 # %% ../nbs/00b_audit.ipynb #2bde0bd8
-def _strata(records, modalities, min_stratum=30) -> list:
-    "Stratum per record: (modality, commonest concept) when frequent enough, else (modality,)."
-    freq = Counter(c for r in records for c in set(getattr(r, 'cuis', ())))
-    top = [max(getattr(r, 'cuis', ()) or ('',), key=lambda c: (freq[c], c)) for r in records]
-    fine = Counter(zip(modalities, top))
-    return [(m, c) if fine[(m, c)] >= min_stratum and c else (m,) for m, c in zip(modalities, top)]
+_IMAGE_NAMES = ('image_name', 'img_name', 'image_id')  # a question's image in VQA-RAD, SLAKE and the synthetic set
+
+def _split_key(rec) -> str:
+    "What a record's split hangs on: a question's image (its questions go together), else the record id; never a path."
+    if not isinstance(rec, VQAItem): return rec.id
+    return next((str(rec.meta[k]) for k in _IMAGE_NAMES if rec.meta.get(k)), rec.id)
 
 def _group_keys(records, hashes) -> list:
-    "Grouping key per record: its image hash, else its image path, else its id."
-    return [h or (str(r.image) if isinstance(r.image, (str, Path)) else r.id) for r, h in zip(records, hashes)]
+    "Per record, the smallest split key of its group: records sharing a split key or an image hash (exact copies) are one group."
+    parent, keys = {}, [_split_key(r) for r in records]
+    def root(x):
+        while parent.setdefault(x, x) != x: x = parent[x]
+        return x
+    for k, h in zip(keys, hashes):
+        if h: parent[root(k)] = root(('sha1', h))
+    smallest = {}
+    for k in keys: smallest[root(k)] = min(smallest.get(root(k), k), k)
+    return [smallest[root(k)] for k in keys]
 
 # %% ../nbs/00b_audit.ipynb #45d64b9d
 def _image_key(rec):
     "What identifies a record's image: its path, else the image id in `meta` (VQA on in-memory images), else the record id."
     return str(rec.image) if isinstance(rec.image, (str, Path)) else rec.meta.get('image_id', rec.id)
 
-def check_images(records, progress=True) -> list:
-    "`check_image` for each record (cached by file), {} for records with no image."
-    cache, out = {}, []
-    for r in progress_bar(records, leave=False) if progress else records:
-        if r.image is None: out.append({}); continue
-        k = _image_key(r)
-        if k not in cache: cache[k] = check_image(r.image)
-        out.append(cache[k])
-    return out
+def _checked(ds, rec) -> dict:
+    "`check_image` of a record's image, done once per image and Dataset; {} for a record without one."
+    if rec.image is None: return {}
+    checks = ds._cache.setdefault('checks', {})
+    if rec.image not in checks: checks[rec.image] = check_image(rec.image)
+    return checks[rec.image]
+
+def check_images(ds: Dataset, progress=True) -> list:
+    "`check_image` for each record of `ds` ({} for records with no image), each image checked once per Dataset."
+    return [_checked(ds, r) for r in (progress_bar(ds.records, leave=False) if progress else ds.records)]
 
 # %% ../nbs/00b_audit.ipynb #5e1b1cfc
 def _text(rec) -> str: return rec.caption if isinstance(rec, Pair) else rec.question
 
-def _record_problems(ds, checks) -> list:
-    "Problems of single records: unusable images, empty captions/questions/answers."
+def record_problems(ds: Dataset, checks=None) -> list:
+    "Problems of single records: unusable images, empty captions/questions/answers (`checks` from `check_images` when None)."
     out = []
-    for r, c in zip(ds.records, checks):
+    for r, c in zip(ds.records, check_images(ds, progress=False) if checks is None else checks):
         where = str(r.image) if isinstance(r.image, (str, Path)) else f"{ds.name}:{r.id}"
         if c and not c['ok']: out.append(Problem(r.id, where, c['reason']))
         if not _text(r).strip(): out.append(Problem(r.id, where, 'empty question' if isinstance(r, VQAItem) else 'empty caption'))
@@ -157,15 +158,19 @@ def _vqa_stats(records) -> dict:
                 organs=dict(Counter((r.organ or 'unknown') for r in records)), answer_imbalance=_imbalance(answers))
 
 # %% ../nbs/00b_audit.ipynb #be99306a
-def _split(records, usable, modalities, hashes, fracs, seed) -> tuple:
-    "(split per record, where it came from): the dataset's own when every record has one, else stratified."
-    if all(r.split for r in records): return [r.split if ok else None for r, ok in zip(records, usable)], 'dataset'
-    idx = [i for i, ok in enumerate(usable) if ok]
-    recs = [records[i] for i in idx]
-    s = stratified_split(_strata(recs, [modalities[i] for i in idx]), _group_keys(recs, [hashes[i] for i in idx]), fracs, seed=seed)
-    out = [None] * len(records)
-    for i, name in zip(idx, s): out[i] = name
-    return out, 'stratified'
+def _carve_valid(own, keys, fracs, seed) -> list:
+    "The dataset's split with valid carved out of train, by group: the groups only in train, hashed at `fracs`' valid:train ratio."
+    elsewhere = {k for k, s in zip(keys, own) if s != 'train'}
+    v = fracs[1] / (fracs[0] + fracs[1])
+    return [hash_split(k, (1 - v, v), ('train', 'valid'), seed) if s == 'train' and k not in elsewhere else s for k, s in zip(keys, own)]
+
+def _split(records, usable, hashes, fracs, seed) -> tuple:
+    "(split per record, where it came from): the dataset's own when every record has one (valid carved from train if it has none), else hashed."
+    keys, own = _group_keys(records, hashes), [r.split for r in records]
+    if not all(own): split, source = [hash_split(k, fracs, seed=seed) for k in keys], 'hashed'
+    elif 'valid' in own or 'train' not in own: split, source = own, 'dataset'
+    else: split, source = _carve_valid(own, keys, fracs, seed), 'dataset, valid carved from train by image'
+    return [s if ok else None for s, ok in zip(split, usable)], source
 
 def _split_counts(split) -> dict:
     "Records per split, in train/valid/test order."
@@ -188,28 +193,48 @@ def _split_shares(split, modalities) -> dict:
         out[s] = {m: round(n / sum(c.values()), 3) for m, n in sorted(c.items())}
     return out
 
+# %% ../nbs/00b_audit.ipynb #8931c6c1
+def _assign(ds, checks, fracs, seed) -> tuple:
+    "({id: split, None when unusable}, where the split came from) of the records of `ds`, given their image checks."
+    bad = {p.id for p in record_problems(ds, checks)}
+    usable = [r.id not in bad for r in ds.records]
+    hashes = [c.get('sha1') if ok else None for c, ok in zip(checks, usable)]
+    split, source = _split(ds.records, usable, hashes, fracs, seed)
+    return {r.id: s for r, s in zip(ds.records, split)}, source
+
+def _cached_split(ds, fracs, seed, progress=False) -> tuple:
+    "`_assign` with every image checked, once per Dataset, `fracs` and `seed`."
+    key = ('split', tuple(fracs), seed)
+    if key not in ds._cache: ds._cache[key] = _assign(ds, check_images(ds, progress), fracs, seed)
+    return ds._cache[key]
+
+def split_assignments(ds: Dataset, # records from `medvlm.data.load`
+                      fracs=(0.8, 0.1, 0.1), # train/valid/test shares when the dataset has no split of its own
+                      seed=0, # salt of the hashed split
+                     ) -> dict:
+    "{record id: 'train'|'valid'|'test', or None when unusable}: the one split the audit, the DataLoaders and the shards share."
+    return dict(_cached_split(ds, fracs, seed)[0])
+
 # %% ../nbs/00b_audit.ipynb #67edbc15
 def audit(ds: Dataset, # records from `medvlm.data.load`
           images=True, # open and hash every image
           min_words=3, # captions shorter than this are flagged as very short
-          fracs=(0.8, 0.1, 0.1), # train/valid/test shares of the stratified split
-          seed=0, # seed of the split
+          fracs=(0.8, 0.1, 0.1), # train/valid/test shares of the hashed split
+          seed=0, # salt of the split
           tokenizer=None, # a HF tokenizer to audit against the captions
           max_len=77, # the text encoder's context length
           progress=True, # show a progress bar while checking images
          ) -> dict:
-    "Audit a dataset: problems with path and reason, distributions, duplicates and a leak-free split."
+    "Audit a dataset: problems with path and reason, distributions, duplicates and the split of `split_assignments`."
     recs = ds.records
-    checks = check_images(recs, progress) if images else [{}] * len(recs)
-    own = _record_problems(ds, checks)
-    problems, bad = list(ds.problems) + own, {p.id for p in own}
-    usable = [r.id not in bad for r in recs]
-    hashes = [c.get('sha1') for c in checks]
+    checks = check_images(ds, progress) if images else [{}] * len(recs)
+    problems = list(ds.problems) + record_problems(ds, checks)
+    assignments, split_source = _cached_split(ds, fracs, seed) if images else _assign(ds, checks, fracs, seed)
+    split, hashes = [assignments[r.id] for r in recs], [c.get('sha1') for c in checks]
     modalities = [detect_modality(r) for r in recs]
-    split, split_source = _split(recs, usable, modalities, hashes, fracs, seed)
     words = [len(_text(r).split()) for r in recs]
     ok_checks = [c for c in checks if c.get('ok')]
-    rep = dict(name=ds.name, kind=ds.kind, n_pairs=len(recs), n_usable=sum(usable), n_problems=len(problems),
+    rep = dict(name=ds.name, kind=ds.kind, n_pairs=len(recs), n_usable=sum(s is not None for s in split), n_problems=len(problems),
                problem_counts=dict(Counter(p.reason.split(' (')[0] for p in problems)),
                problems=[dict(id=p.id, path=p.path, reason=p.reason) for p in problems],
                n_without_image=sum(r.image is None for r in recs),
@@ -226,7 +251,7 @@ def audit(ds: Dataset, # records from `medvlm.data.load`
     if findings: rep['finding_counts'], rep['finding_imbalance'] = dict(findings.most_common()), _imbalance(findings)
     if ds.kind == 'vqa': rep['vqa'] = _vqa_stats(recs)
     if tokenizer is not None: rep['tokenizer'] = tokenizer_audit([_text(r) for r in recs], tokenizer, max_len)
-    rep['assignments'] = {r.id: s for r, s in zip(recs, split)}
+    rep['assignments'] = dict(assignments)
     return rep
 
 # %% ../nbs/00b_audit.ipynb #aaab3589
@@ -297,10 +322,11 @@ def _title(r, width=28, lines=3) -> str:
     return '\n'.join(textwrap.wrap(txt, width)[:lines]) + credit
 
 def plot_grid(ds, n=8, seed=0, cols=4):
-    "A grid of randomly chosen usable images with the start of their captions (or question → answer)."
+    "A grid of randomly chosen usable images with the start of their captions (or question → answer); None when no image is usable."
     order = np.random.default_rng(seed).permutation(len(ds.records))
-    usable = (ds.records[i] for i in order if ds.records[i].image is not None and check_image(ds.records[i].image)['ok'])
+    usable = (ds.records[i] for i in order if _checked(ds, ds.records[i]).get('ok'))
     recs = list(itertools.islice(usable, n))
+    if not recs: return None
     rows = (len(recs) + cols - 1) // cols
     fig, axs = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.6 * rows), dpi=72, squeeze=False)
     for ax in axs.flat: ax.axis('off')
@@ -316,7 +342,7 @@ def plot_grid(ds, n=8, seed=0, cols=4):
 def _row(label, counts, n=6) -> str:
     "One summary line of 'key value' pairs."
     items = list(counts.items()) if isinstance(counts, dict) else list(counts)
-    return f"  {label:<22}" + ' | '.join(f"{k} {v}" for k, v in items[:n]) + (' | …' if len(items) > n else '')
+    return f"  {label + ' ':<22}" + ' | '.join(f"{k} {v}" for k, v in items[:n]) + (' | …' if len(items) > n else '')
 
 def summary(rep, max_problems=20) -> str:
     "The audit as a short text table, with the first problems listed."
@@ -347,15 +373,25 @@ def write_splits(assignments, path) -> Path:
     Path(path).write_text('id,split\n' + ''.join(f"{i},{s or ''}\n" for i, s in assignments.items()))
     return Path(path)
 
+def _figures(rep, ds):
+    "(file stem, figure) of each plot, drawn one at a time; the grid's figure is None when no image is usable."
+    yield 'modality', plot_modalities(rep).figure
+    yield 'text_lengths', plot_text_lengths(ds).figure
+    yield 'long_tail', plot_long_tail(ds).figure
+    yield 'grid', plot_grid(ds)
+
 def write_audit(rep, ds, out) -> Path:
-    "Write `audit.json`, `splits.csv` and the plots to `out`."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    (out/'audit.json').write_text(json.dumps({k: v for k, v in rep.items() if k != 'assignments'}, indent=1, default=str))
-    write_splits(rep['assignments'], out/'splits.csv')
-    for name, draw in (('modality', lambda: plot_modalities(rep)), ('text_lengths', lambda: plot_text_lengths(ds)),
-                       ('long_tail', lambda: plot_long_tail(ds)), ('grid', lambda: plot_grid(ds))):
-        fig = draw().figure if name != 'grid' else draw()
-        fig.savefig(out/f'{name}.png', dpi=110, bbox_inches='tight'); plt.close(fig)
+    "Write `audit.json`, `splits.csv` and the plots to `out`, all or nothing: into a folder beside it first, then moved in."
+    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f'.{out.name}-') as tmp:
+        tmp = Path(tmp)
+        (tmp/'audit.json').write_text(json.dumps({k: v for k, v in rep.items() if k != 'assignments'}, indent=1, default=str))
+        write_splits(rep['assignments'], tmp/'splits.csv')
+        for name, fig in _figures(rep, ds):
+            if fig is None: print(f"  {name}.png skipped: {ds.name} has no usable image"); continue
+            fig.savefig(tmp/f'{name}.png', dpi=110, bbox_inches='tight'); plt.close(fig)
+        out.mkdir(exist_ok=True)
+        for f in tmp.iterdir(): f.replace(out/f.name)
     return out
 
 # %% ../nbs/00b_audit.ipynb #ebaa4780
@@ -387,7 +423,7 @@ def medvlm_audit(
     strict: store_true = False, # exit with status 1 when any problem is found
     tokenizer: str = None, # audit this HF tokenizer against the texts ('minilm' for the bundled one)
     no_images: store_true = False, # skip opening and hashing the images
-    seed: int = 0, # seed of the stratified split
+    seed: int = 0, # salt of the hashed split (records keep their split whatever else is added or removed)
 ):
     "Audit a radiology dataset: broken or duplicate images, empty captions, modality/concept balance and a leak-free split."
     import matplotlib; matplotlib.use('Agg')

@@ -6,15 +6,14 @@ Docs: https://medvlm.github.io/medvlm/augment.html.md"""
 
 # %% ../nbs/01_augment.ipynb #b348dc4e
 from __future__ import annotations
-import random, re, time, zlib
+import random, re, zlib
 from collections import Counter, defaultdict
 from pathlib import Path
-import numpy as np, pandas as pd, cv2
+import numpy as np, cv2
 import albumentations as A
 import matplotlib.pyplot as plt
 from fasttransform import Transform
-from fastai.data.core import Datasets, TfmdDL
-from .data import Pair, VQAItem
+from .data import Pair
 from .audit import detect_modality, modality_from_text
 from .synthetic import synthetic_pairs, render_case
 from .dls import Study, ReadImage, ToTensorImage
@@ -22,7 +21,7 @@ from .dls import Study, ReadImage, ToTensorImage
 # %% auto #0
 __all__ = ['FLIP_LIKE', 'MAX_ROTATION', 'DEFAULT_STRENGTH', 'PRESETS', 'assert_anatomy_safe', 'reseed', 'preset',
            'laterality_kept', 'preset_name', 'modality_table', 'mentions_side', 'refuse_flips', 'Augment', 'augmenter',
-           'show_augmentations', 'bench_augment']
+           'show_augmentations']
 
 # %% ../nbs/01_augment.ipynb #4e421bb5
 FLIP_LIKE = {  # transform class: what it does to the patient's sides
@@ -269,26 +268,3 @@ def show_augmentations(records, # records to show, one per row
     for j in range(1, n_aug + 1): axs[0, j].set_title(f'draw {j}', fontsize=7)
     fig.tight_layout(pad=.3)
     return fig
-
-# %% ../nbs/01_augment.ipynb #b5a25dfc
-def bench_augment(ds, # a `Dataset` with images
-                  presets=PRESETS, # presets to time, each on every image
-                  size=224, # image side in pixels
-                  n=256, # images per run (the first `n` records)
-                  bs=32, # batch size
-                  num_workers=2, # DataLoader workers
-                  strength=DEFAULT_STRENGTH, # preset strength
-                 ) -> pd.DataFrame:
-    "Images/s of a training DataLoader over `n` records without augmentation and with each preset, and the ratio to none."
-    recs = ds.records[:n]
-    train = Datasets(recs, [[ReadImage(size)]], splits=[list(range(len(recs))), []]).train
-    def rate(aug=None):
-        dl = TfmdDL(train, bs=bs, num_workers=num_workers, after_item=[*([aug] if aug else []), ToTensorImage(size)])
-        start = time.perf_counter()
-        count = sum(len(b[0]) for b in dl)
-        return count / (time.perf_counter() - start)
-    rate()  # warm-up: file cache, lazy imports
-    rows = [('none', rate())] + [(p, rate(Augment(pipelines=preset(p, strength, size), seed=0))) for p in presets]
-    res = pd.DataFrame(rows, columns=['preset', 'images/s'])
-    res['vs none'] = res['images/s'] / res['images/s'][0]
-    return res.round(2)

@@ -6,14 +6,21 @@ Docs: https://medvlm.github.io/medvlm/bench.html.md"""
 
 # %% ../nbs/07_bench.ipynb #ea1492a7
 from __future__ import annotations
-import time
-import torch
+import json, os, subprocess, tempfile, time
+from collections import defaultdict
+from pathlib import Path
+import pandas as pd, torch
 from fastai.callback.core import Callback
+from fastai.data.core import Datasets, TfmdDL
+from .data import Dataset, load
+from .dls import ImageTextDataLoaders, ReadImage, ToTensorImage
+from .augment import Augment, preset, PRESETS, DEFAULT_STRENGTH
 from .clip import contrastive_loss, caption_groups
 from .train import clip_learner, replay_dls
+from .distributed import launch_command
 
 # %% auto #0
-__all__ = ['TrainTimer', 'bench_learner_overhead', 'bench_data_vs_train']
+__all__ = ['TrainTimer', 'bench_learner_overhead', 'bench_data_vs_train', 'bench_processes', 'bench_shards', 'bench_augment']
 
 # %% ../nbs/07_bench.ipynb #31f3800f
 class TrainTimer(Callback):
@@ -50,3 +57,72 @@ def bench_data_vs_train(dls, model_fn, n=8, precision='fp32') -> dict:
     step = bench_learner_overhead(model_fn, dls, n=min(n, 4), precision=precision, repeats=1)['learner_s']
     train_ips = dls.train.bs / step
     return dict(load_images_per_s=load_ips, train_images_per_s=train_ips, data_to_train=load_ips / train_ips)
+
+# %% ../nbs/07_bench.ipynb #b6eb658b
+def bench_processes(data='synthetic:1024', # data spec
+                    bs=64, # the global batch; each of n processes takes bs/n
+                    epochs=2, nprocs=(1, 2), out=None, **kwargs) -> list:
+    "Train the same CLIP with each process count in `nprocs`, side by side; samples/s and data-wait share of each run."
+    out, rows = Path(out or tempfile.mkdtemp(prefix='medvlm_bench_')), []
+    for n in nprocs:
+        run = out/f'{n}proc'
+        args = ['--data', data, '--bs', bs // n, '--epochs', epochs, '--out', run, *[a for k, v in kwargs.items() for a in (f'--{k}', v)]]
+        subprocess.run(launch_command(n, args), check=True, capture_output=True, text=True, env=dict(os.environ, MPLBACKEND='Agg'))
+        m = json.loads((run/'metrics.json').read_text())
+        waits = m['data_wait'][1:] or m['data_wait']  # the first epoch also starts the workers
+        rows.append(dict(processes=n, samples_per_s=m['samples_per_s'], wall_s=m['wall_s'],
+                         wait_share=round(sum(w['wait_share'] for w in waits) / len(waits), 3), mean_recall=m['final']['mean_recall']))
+    for r in rows: r['speedup'] = round(r['samples_per_s'] / rows[0]['samples_per_s'], 2)
+    return rows
+
+
+# %% ../nbs/07_bench.ipynb #6bb28109
+def _rate(dl) -> float:
+    "Images per second of one pass over a DataLoader."
+    start = time.perf_counter()
+    count = sum(len(b[0]) for b in dl)
+    return count / (time.perf_counter() - start)
+
+def bench_shards(folder, # the dataset as files: anything `load` reads
+                 shards, # the same dataset, written by `write_shards`
+                 n=256, # pairs per pass: the shards' first `n`, and the same ids from the folder
+                 size=224, # image side in pixels
+                 bs=32, # batch size
+                 num_workers=2, # DataLoader workers
+                 repeats=3, # timed passes per source, alternating; the fastest counts
+                 tokenizer=None, # HF tokenizer; the bundled MiniLM's when None
+                ) -> pd.DataFrame:
+    "Images/s of the training DataLoader over the same `n` pairs read from a folder and from its shards, and their ratio."
+    recs, by_id = load(shards).records[:n], {r.id: r for r in load(folder).records}
+    missing = [r.id for r in recs if r.id not in by_id]
+    if missing: raise ValueError(f"{shards} holds ids that {folder} lacks (e.g. {missing[0]!r}): compare a folder with its own shards")
+    assignments = {r.id: 'train' for r in recs}
+    dls = {name: ImageTextDataLoaders.from_dataset(Dataset(name, 'pairs', rs), tokenizer, assignments, size=size, bs=bs,
+                                                   num_workers=num_workers, augment=False, seed=0).train
+           for name, rs in (('folder', [by_id[r.id] for r in recs]), ('shards', recs))}
+    for dl in dls.values(): _rate(dl)  # warm-up: page cache, worker start, lazy imports
+    rates = defaultdict(list)
+    for _ in range(repeats):
+        for name, dl in dls.items(): rates[name].append(_rate(dl))
+    res = pd.DataFrame([(name, max(r)) for name, r in rates.items()], columns=['source', 'images/s'])
+    res['vs folder'] = res['images/s'] / res['images/s'][0]
+    return res.round(2)
+
+# %% ../nbs/07_bench.ipynb #b5a25dfc
+def bench_augment(ds, # a `Dataset` with images
+                  presets=PRESETS, # presets to time, each on every image
+                  size=224, # image side in pixels
+                  n=256, # images per run (the first `n` records)
+                  bs=32, # batch size
+                  num_workers=2, # DataLoader workers
+                  strength=DEFAULT_STRENGTH, # preset strength
+                 ) -> pd.DataFrame:
+    "Images/s of a training DataLoader over `n` records without augmentation and with each preset, and the ratio to none."
+    recs = ds.records[:n]
+    train = Datasets(recs, [[ReadImage(size)]], splits=[list(range(len(recs))), []]).train
+    def rate(aug=None): return _rate(TfmdDL(train, bs=bs, num_workers=num_workers, after_item=[*([aug] if aug else []), ToTensorImage(size)]))
+    rate()  # warm-up: file cache, lazy imports
+    rows = [('none', rate())] + [(p, rate(Augment(pipelines=preset(p, strength, size), seed=0))) for p in presets]
+    res = pd.DataFrame(rows, columns=['preset', 'images/s'])
+    res['vs none'] = res['images/s'] / res['images/s'][0]
+    return res.round(2)

@@ -8,6 +8,7 @@ Docs: https://medvlm.github.io/medvlm/clip.html.md"""
 from __future__ import annotations
 import json, math, shutil, tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import store_attr
@@ -17,10 +18,10 @@ from .data import minilm_path
 from .distributed import rank_world, gather_with_grad, gather_rows
 
 # %% auto #0
-__all__ = ['LOGIT_SCALE_MAX', 'CRITICAL_TERMS', 'CLIPOutput', 'MedCLIP', 'from_clip', 'tiny_clip_config', 'clip_tiny',
-           'hf_text_tower', 'timm_image_tower', 'swap_text', 'swap_image', 'as_clip_model', 'save_clip', 'load_clip',
-           'build_clip', 'caption_groups', 'caption_keys', 'contrastive_loss', 'CriticalFindings', 'CaptionGroups',
-           'ContrastiveLoss']
+__all__ = ['LOGIT_SCALE_MAX', 'CRITICAL_TERMS', 'NEGATIONS', 'POST_NEGATIONS', 'SCOPE_ENDS', 'CLIPOutput', 'MedCLIP', 'from_clip',
+           'tiny_clip_config', 'clip_tiny', 'hf_text_tower', 'timm_image_tower', 'swap_text', 'swap_image',
+           'as_clip_model', 'save_clip', 'load_clip', 'build_clip', 'caption_groups', 'caption_keys',
+           'contrastive_loss', 'CriticalFindings', 'CaptionGroups', 'ContrastiveLoss']
 
 # %% ../nbs/02_clip.ipynb #85b642bc
 LOGIT_SCALE_MAX = 100.  # CLIP clamps exp(logit_scale) here
@@ -105,10 +106,17 @@ def hf_text_tower(name_or_path, random_init=False):
     if random_init: return AutoModel.from_config(AutoConfig.from_pretrained(name_or_path))
     return AutoModel.from_pretrained(name_or_path, use_safetensors=True)
 
-def timm_image_tower(name, pretrained=False, **kwargs):
+def timm_image_tower(name, pretrained=False,
+                     image_size=None, # input size, for the backbones built for one (ViTs); default: the backbone's own
+                     **kwargs):
     "A timm backbone returning pooled features (`num_classes=0`); pretrained weights need the hub."
     import timm
-    return timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
+    make = partial(timm.create_model, name, pretrained=pretrained, num_classes=0, **kwargs)
+    if image_size is None: return make()
+    try: return make(img_size=image_size)
+    except TypeError as e:  # "ResNet.__init__() got an unexpected keyword argument 'img_size'": CNNs take any size
+        if 'img_size' not in str(e): raise
+        return make()
 
 # %% ../nbs/02_clip.ipynb #b37ecebf
 def swap_text(model: MedCLIP, text_model, random_init=False) -> MedCLIP:
@@ -119,11 +127,11 @@ def swap_text(model: MedCLIP, text_model, random_init=False) -> MedCLIP:
     return model
 
 def swap_image(model: MedCLIP, image_model: str, image_size=None) -> MedCLIP:
-    "Replace the image tower (and its projection) with a timm backbone."
-    tower = timm_image_tower(image_model)
+    "Replace the image tower (and its projection) with a timm backbone for `image_size` inputs (default: the backbone's own)."
+    tower = timm_image_tower(image_model, image_size=image_size)
     model.vision, model.vision_proj = tower, _projection(tower, 'timm', model.spec['embed_dim'])
     model.spec['vision'] = dict(kind='timm', name=image_model)
-    if image_size: model.spec['image_size'] = image_size
+    model.spec['image_size'] = image_size or tower.pretrained_cfg['input_size'][-1]
     return model
 
 # %% ../nbs/02_clip.ipynb #d3fd8feb
@@ -158,10 +166,10 @@ def save_clip(model: MedCLIP, tokenizer, path) -> Path:
     return path
 
 # %% ../nbs/02_clip.ipynb #4f78d4bf
-def _tower_from_spec(s: dict):
-    "Rebuild a tower's architecture (random weights) from its spec, downloading nothing."
+def _tower_from_spec(s: dict, image_size=None):
+    "Rebuild a tower's architecture (random weights) from its spec, a timm one for `image_size` inputs, downloading nothing."
     from transformers import CLIPTextConfig, CLIPVisionConfig
-    if s['kind'] == 'timm': return timm_image_tower(s['name'])
+    if s['kind'] == 'timm': return timm_image_tower(s['name'], image_size=image_size)
     if s['kind'] == 'clip': return (CLIPVisionModel(CLIPVisionConfig(**s['config'])) if 'patch_size' in s['config']
                                     else CLIPTextModel(CLIPTextConfig(**s['config'])))
     cfg = dict(s['config']); return AutoModel.from_config(AutoConfig.for_model(cfg.pop('model_type'), **cfg))
@@ -174,7 +182,7 @@ def load_clip(path) -> tuple:
     if spec is None or (spec['vision']['kind'] == spec['text']['kind'] == 'clip'):
         model = from_clip(CLIPModel.from_pretrained(str(path), use_safetensors=True))
     else:
-        vision, text = _tower_from_spec(spec['vision']), _tower_from_spec(spec['text'])
+        vision, text = _tower_from_spec(spec['vision'], spec['image_size']), _tower_from_spec(spec['text'])
         model = MedCLIP(vision, text, _projection(vision, spec['vision']['kind'], spec['embed_dim']),
                         _projection(text, spec['text']['kind'], spec['embed_dim']), spec)
         load_model(model, str(path/'model.safetensors'))
@@ -204,11 +212,9 @@ def caption_keys(input_ids, attention_mask=None) -> torch.Tensor:
     "Token ids with padding set to -1: the same caption gives the same row whatever its batch padded to."
     return input_ids if attention_mask is None else input_ids.masked_fill(attention_mask == 0, -1)
 
-_MASKED = -1e9  # a logit that softmax treats as absent but that keeps 0 * log p finite
-
-def _smoothed_ce(logits, positive, label_smoothing) -> torch.Tensor:
-    "Cross-entropy with the `positive` entries as target; smoothing spreads only over the entries that are not masked."
-    valid = (logits > _MASKED / 2).float()
+def _smoothed_ce(logits, positive, masked, label_smoothing) -> torch.Tensor:
+    "Cross-entropy with the `positive` entries as target; smoothing spreads only over the entries that are not `masked`."
+    valid = (~masked).float()
     targets = (1 - label_smoothing) * positive.float() + label_smoothing * valid / valid.sum(-1, keepdim=True)
     return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
@@ -216,32 +222,47 @@ def _smoothed_ce(logits, positive, label_smoothing) -> torch.Tensor:
 def contrastive_loss(img, txt, logit_scale, groups=None, label_smoothing=0., margin=0., critical=None,
                      rows: slice=None, # only these rows' queries, against all keys: the local loss of data-parallel training
                     ) -> torch.Tensor:
-    "Symmetric InfoNCE; duplicate captions are not negatives of each other; optional smoothing and critical-finding margins."
-    n = len(img)
-    rows = rows or slice(0, n)
-    groups = torch.arange(n, device=img.device) if groups is None else groups
-    positive = F.one_hot(torch.arange(n, device=img.device)[rows], n).bool()  # (b, B): each query's own pair
-    def one_way(q, k):
-        sim = q[rows].float() @ k.float().T  # (b, B) cosine similarities
-        if margin and critical is not None: sim = sim - margin * (positive & critical[rows, None]).float()  # harder positives
-        logits = (logit_scale * sim).masked_fill((groups[rows, None] == groups[None, :]) & ~positive, _MASKED)
-        return _smoothed_ce(logits, positive, label_smoothing)
-    return (one_way(img, txt) + one_way(txt, img)) / 2
+    "Symmetric InfoNCE, in fp32 under any autocast; duplicate captions are not negatives of each other; optional smoothing and critical-finding margins."
+    with torch.autocast(img.device.type, enabled=False):  # autocast would run the similarities in half precision
+        img, txt, logit_scale = img.float(), txt.float(), logit_scale.float()
+        n = len(img)
+        rows = rows or slice(0, n)
+        groups = torch.arange(n, device=img.device) if groups is None else groups
+        positive = F.one_hot(torch.arange(n, device=img.device)[rows], n).bool()  # (b, B): each query's own pair
+        masked = (groups[rows, None] == groups[None, :]) & ~positive  # (b, B): the query's duplicate captions
+        def one_way(q, k):
+            sim = q[rows] @ k.T  # (b, B) cosine similarities
+            if margin and critical is not None: sim = sim - margin * (positive & critical[rows, None]).float()  # harder positives
+            logits = (logit_scale * sim).masked_fill(masked, torch.finfo(sim.dtype).min)  # out of the softmax; 0 * log p stays finite
+            return _smoothed_ce(logits, positive, masked, label_smoothing)
+        return (one_way(img, txt) + one_way(txt, img)) / 2
 
 # %% ../nbs/02_clip.ipynb #c4c4c992
 CRITICAL_TERMS = ('pneumothorax', 'tension pneumothorax', 'free air', 'pneumoperitoneum', 'hemorrhage', 'haemorrhage',
                   'aortic dissection', 'pulmonary embolism', 'fracture', 'midline shift', 'herniation')
+NEGATIONS = ('no', 'not', 'without', 'negative for', 'free of', 'absence of', 'resolution of', 'rule out')  # negate what follows
+POST_NEGATIONS = ('resolved', 'ruled out', 'not seen', 'absent')  # negate what precedes them
+SCOPE_ENDS = ('.', ';', 'but', 'however')  # a negation reaches no further
+
+def _starts(ids, pattern) -> torch.Tensor:
+    "(B, T) bool: where the token ids `pattern` (L,) start in each row of `ids` (B, T)."
+    if ids.shape[1] < len(pattern): return torch.zeros_like(ids, dtype=torch.bool)
+    hits = (ids.unfold(1, len(pattern), 1) == pattern.to(ids.device)).all(-1)  # (B, T - L + 1)
+    return F.pad(hits, (0, len(pattern) - 1))
 
 class CriticalFindings:
-    "Flags rows of token ids that contain any critical term."
-    def __init__(self, tokenizer, terms=CRITICAL_TERMS):
-        self.patterns = [torch.tensor(tokenizer(t, add_special_tokens=False)['input_ids']) for t in terms]
+    "Flags rows of token ids that name a critical term not negated in its sentence."
+    def __init__(self, tokenizer, terms=CRITICAL_TERMS, negations=NEGATIONS, post_negations=POST_NEGATIONS, scope_ends=SCOPE_ENDS):
+        ids = lambda phrases: [torch.tensor(tokenizer(p, add_special_tokens=False)['input_ids']) for p in phrases]
+        self.terms, self.negations, self.post_negations, self.scope_ends = map(ids, (terms, negations, post_negations, scope_ends))
     def __call__(self, input_ids) -> torch.Tensor:
-        flags = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
-        for p in self.patterns:
-            windows = input_ids.unfold(1, len(p), 1) if input_ids.shape[1] >= len(p) else input_ids[:, :0, None]
-            flags |= (windows == p.to(input_ids.device)).all(-1).any(-1)
-        return flags
+        find = lambda patterns: torch.stack([_starts(input_ids, p) for p in patterns]).any(0)  # (B, T)
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
+        latest = lambda x: torch.where(x, pos, -1).cummax(1).values  # (B, T): the latest True at or before each position
+        earliest = lambda x: torch.where(x, pos, len(pos)).flip(1).cummin(1).values.flip(1)  # the earliest True at or after
+        ends = find(self.scope_ends)
+        negated = (latest(find(self.negations)) > latest(ends)) | (earliest(find(self.post_negations)) < earliest(ends))  # in the same sentence
+        return (find(self.terms) & ~negated).any(-1)
 
 # %% ../nbs/02_clip.ipynb #647a9ce6
 class CaptionGroups(Callback):

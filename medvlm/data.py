@@ -9,15 +9,14 @@ from __future__ import annotations
 import csv, io, json, os, re, tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections import Counter
 import numpy as np
 from PIL import Image
 
 # %% auto #0
 __all__ = ['ROCOV2_SPLITS', 'LAYOUTS', 'Pair', 'VQAItem', 'Problem', 'Dataset', 'data_root', 'minilm_path', 'read_rocov2',
-           'read_hf_parquet', 'read_hub', 'read_roco_v1', 'read_vqa_rad', 'read_slake', 'read_iu_reports',
-           'read_r2gen_annotation', 'TarMember', 'index_tar', 'read_shards', 'detect_layout', 'load', 'image_bytes',
-           'check_image', 'read_image', 'write_rocov2_zenodo', 'write_hf_parquet']
+           'read_hf_parquet', 'read_hub', 'read_roco_v1', 'norm_modality', 'read_vqa_rad', 'read_slake',
+           'read_iu_reports', 'read_r2gen_annotation', 'TarMember', 'index_tar', 'read_shards', 'detect_layout', 'load',
+           'image_bytes', 'check_image', 'read_image', 'write_rocov2_zenodo', 'write_hf_parquet']
 
 # %% ../nbs/00_data.ipynb #5bb2e82e
 @dataclass
@@ -63,6 +62,7 @@ class Dataset:
     kind: str  # 'pairs', 'vqa' or 'reports'
     records: list
     problems: list = field(default_factory=list)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # work done once on these records (image checks, the split)
     def __len__(self): return len(self.records)
     def __repr__(self): return f"Dataset({self.name!r}, kind={self.kind}, n={len(self)}, problems={len(self.problems)})"
 
@@ -224,6 +224,24 @@ def read_roco_v1(folder) -> Dataset:
     recs = [p for caps in sorted(folder.rglob('captions.txt')) for p in _roco_v1_set(caps.parent, problems)]
     return Dataset(folder.name, 'pairs', recs, problems)
 
+# %% ../nbs/00_data.ipynb #631a3c78
+_MODALITY_ALIASES = {  # medvlm's name -> how sources and DICOM's modality codes spell it
+    'xray': ('x-ray', 'x ray', 'xr', 'cr', 'dx', 'mg', 'radiograph', 'radiography', 'plain film', 'mammography'),
+    'ct': ('computed tomography', 'cta'),
+    'mri': ('mr', 'magnetic resonance', 'magnetic resonance imaging'),
+    'us': ('ultrasound', 'ultrasonography', 'sonography'),
+    'angio': ('xa', 'dsa', 'angiography'),
+    'pet': ('pt', 'positron emission tomography'),
+    'nm': ('nuclear medicine', 'scintigraphy', 'spect'),
+}
+_MODALITY_NAMES = {a: m for m, aliases in _MODALITY_ALIASES.items() for a in (m, *aliases)}
+
+def norm_modality(name) -> str|None:
+    "A modality as medvlm names it ('xray', 'ct', 'mri', 'us', 'angio', 'pet', 'nm') in any case or spelling; unknown names lower-cased, None kept."
+    if not name: return None
+    n = ' '.join(str(name).lower().split())
+    return _MODALITY_NAMES.get(n, n)
+
 # %% ../nbs/00_data.ipynb #885c9096
 def _answer_type(s) -> str:
     "'closed' or 'open' from VQA-RAD/SLAKE's 'CLOSED'/'OPEN' (whitespace and case tolerated)."
@@ -253,7 +271,7 @@ def read_slake(folder, lang='en') -> Dataset:
             img = folder/'imgs'/r['img_name']
             recs.append(VQAItem(f"{split}_{r['qid']}", img if img.exists() else None, r['question'].strip(),
                                 str(r['answer']).strip(), _answer_type(r['answer_type']), r.get('location'),
-                                r.get('modality'), split, 'slake', {'content_type': r.get('content_type'), 'img_name': r['img_name']}))
+                                norm_modality(r.get('modality')), split, 'slake', {'content_type': r.get('content_type'), 'img_name': r['img_name']}))
     return Dataset(folder.name, 'vqa', recs)
 
 # %% ../nbs/00_data.ipynb #b5b74376
@@ -379,27 +397,25 @@ def detect_layout(folder) -> tuple:
 
 # %% ../nbs/00_data.ipynb #e833feda
 def _synthetic(spec: str) -> Dataset:
-    "The embedded synthetic set named by `synthetic[-vqa|-reports][:N]`."
+    "The embedded synthetic set named exactly `synthetic[-vqa|-reports][:N]`."
     from medvlm.synthetic import synthetic_pairs, synthetic_vqa
-    name, _, n = spec.partition(':')
-    n = int(n) if n else 512
-    if name == 'synthetic': return synthetic_pairs(n)
-    if name == 'synthetic-reports': return synthetic_pairs(n, report=True)
-    if name == 'synthetic-vqa': return synthetic_vqa(n)
-    raise ValueError(f"Unknown synthetic spec {spec!r}: use synthetic, synthetic-reports or synthetic-vqa, optionally with :N")
+    m = re.fullmatch(r'synthetic(-vqa|-reports)?(?::(\d+))?', spec)
+    if not m: raise ValueError(f"Unknown synthetic spec {spec!r}: use synthetic, synthetic-reports or synthetic-vqa, optionally with :N")
+    kind, n = m[1], int(m[2] or 512)
+    return synthetic_vqa(n) if kind == '-vqa' else synthetic_pairs(n, report=kind == '-reports')
 
 # %% ../nbs/00_data.ipynb #2dfcab47
 def load(spec: str) -> Dataset:
-    "Load the dataset a spec names: `synthetic[:N]`, a folder (layout detected), a name in `data_root()`, or a hub name."
+    "Load the dataset a spec names: a folder (layout detected), a name in `data_root()`, `synthetic[:N]`, or a hub name."
     spec = str(spec)
-    if spec.startswith('synthetic'): return _synthetic(spec)
     path, root = Path(spec).expanduser(), data_root()
     if not path.exists() and root is not None and (root/spec).exists(): path = root/spec
     if path.exists():
         if path.is_file() and path.name.endswith('.json'): return read_r2gen_annotation(path)
         return detect_layout(path)[1](path)
+    if spec.startswith('synthetic'): return _synthetic(spec)
     if re.fullmatch(r'[\w.-]+/[\w.-]+', spec): return read_hub(spec)
-    raise FileNotFoundError(f"{spec!r} is neither 'synthetic', an existing folder, a folder in {root}, nor a hub name (owner/name)")
+    raise FileNotFoundError(f"{spec!r} is neither an existing folder, a folder in {root}, 'synthetic[:N]', nor a hub name (owner/name)")
 
 # %% ../nbs/00_data.ipynb #31ab0ce8
 def _as_file(src) -> Path|TarMember:

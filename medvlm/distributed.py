@@ -6,20 +6,20 @@ Docs: https://medvlm.github.io/medvlm/distributed.html.md"""
 
 # %% ../nbs/03_distributed.ipynb #031ceeb2
 from __future__ import annotations
-import json, os, subprocess, sys, tempfile, time
+import os, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch, torch.nn as nn, torch.distributed as dist
 import torch.distributed._functional_collectives as funcol
 from fastai.callback.core import Callback
-from fastai.distributed import DistributedDL
 from accelerate import PartialState
 import medvlm
+from .fastai_fixes import distributed_dl_on_cpu
 
 # %% auto #0
 __all__ = ['ACCELERATE_CONFIGS', 'rank_world', 'init_distributed', 'bare_model', 'leave_group', 'exit_distributed',
            'gather_with_grad', 'gather_objects', 'gather_rows', 'has_batchnorm', 'data_parallel', 'DataWaitCallback',
-           'data_wait_line', 'launch_in_notebook', 'launch_command', 'bench_processes']
+           'data_wait_line', 'launch_in_notebook', 'launch_command']
 
 # %% ../nbs/03_distributed.ipynb #7bd9aa44
 def rank_world() -> tuple:
@@ -75,15 +75,6 @@ def gather_rows(x: torch.Tensor, pad=0) -> torch.Tensor:
     return torch.cat([p[:s[0]] for p, s in zip(parts, shapes)])
 
 # %% ../nbs/03_distributed.ipynb #42b1fbb4
-def _broadcast_indices(self, t, rank):
-    "Broadcast the epoch's index list from `rank`: on CUDA for NCCL, on the CPU for gloo."
-    t = torch.tensor(t, dtype=torch.long)
-    if dist.get_backend() == 'nccl': t = t.cuda()
-    dist.broadcast(t, rank)
-    return t.cpu().tolist()
-
-DistributedDL._broadcast = _broadcast_indices  # fastai 2.8 calls `.cuda()` unconditionally here
-
 def has_batchnorm(model: nn.Module) -> bool:
     "Whether any layer of `model` is a batch norm (these need `SyncBatchNorm` to see the global batch)."
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
@@ -97,7 +88,7 @@ def data_parallel(learn, # a fastai Learner whose DataLoaders are on this rank's
         yield learn; return
     cpu = torch.device(learn.dls.device or init_distributed().device).type == 'cpu'
     if sync_bn is None: sync_bn = has_batchnorm(learn.model) and not cpu
-    with learn.distrib_ctx(sync_bn=sync_bn, cpu=cpu): yield learn
+    with distributed_dl_on_cpu(), learn.distrib_ctx(sync_bn=sync_bn, cpu=cpu): yield learn
 
 # %% ../nbs/03_distributed.ipynb #3a412951
 class DataWaitCallback(Callback):
@@ -160,18 +151,3 @@ def launch_command(nprocs: int, # processes; 1 runs plain Python
     return [str(bin_dir/'accelerate'), 'launch', '--config_file', str(config), '--num_processes', str(nprocs),
             '--main_process_port', str(_free_port()), '-m', module, *args]  # a free port: runs side by side do not collide
 
-def bench_processes(data='synthetic:1024', # data spec
-                    bs=64, # the global batch; each of n processes takes bs/n
-                    epochs=2, nprocs=(1, 2), out=None, **kwargs) -> list:
-    "Train the same CLIP with each process count in `nprocs`, side by side; samples/s and data-wait share of each run."
-    out, rows = Path(out or tempfile.mkdtemp(prefix='medvlm_bench_')), []
-    for n in nprocs:
-        run = out/f'{n}proc'
-        args = ['--data', data, '--bs', bs // n, '--epochs', epochs, '--out', run, *[a for k, v in kwargs.items() for a in (f'--{k}', v)]]
-        subprocess.run(launch_command(n, args), check=True, capture_output=True, text=True, env=dict(os.environ, MPLBACKEND='Agg'))
-        m = json.loads((run/'metrics.json').read_text())
-        waits = m['data_wait'][1:] or m['data_wait']  # the first epoch also starts the workers
-        rows.append(dict(processes=n, samples_per_s=m['samples_per_s'], wall_s=m['wall_s'],
-                         wait_share=round(sum(w['wait_share'] for w in waits) / len(waits), 3), mean_recall=m['final']['mean_recall']))
-    for r in rows: r['speedup'] = round(r['samples_per_s'] / rows[0]['samples_per_s'], 2)
-    return rows

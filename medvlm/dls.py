@@ -8,7 +8,6 @@ Docs: https://medvlm.github.io/medvlm/dls.html.md"""
 from __future__ import annotations
 import os, random
 from dataclasses import dataclass
-from pathlib import Path
 import numpy as np, torch, cv2
 import torchvision.transforms.v2.functional as TF
 import matplotlib.pyplot as plt
@@ -19,7 +18,7 @@ from fastai.torch_core import TensorImage
 from fasttransform import Transform
 from timm.data.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from .data import Pair, VQAItem, Dataset, read_image, minilm_path
-from .audit import audit
+from .audit import split_assignments
 
 # %% auto #0
 __all__ = ['Study', 'resize_shorter', 'to_chw3', 'resize_crop', 'ReadImage', 'ToTensorImage', 'Tokenize', 'split_indices',
@@ -94,13 +93,9 @@ def _seeded(loaders, seed) -> list:
         for i, dl in enumerate(loaders): dl.rng = random.Random(seed + i)
     return loaders
 
-def _valid_name(assignments) -> str:
-    "'valid' when the split has one, else 'test' (VQA-RAD ships train/test only)."
-    return 'valid' if 'valid' in set(assignments.values()) else 'test'
-
 def train_valid_indices(records, assignments) -> list:
-    "[train, valid] indices; with no training records (evaluation only) the valid ones stand in, so fastai can build its loaders."
-    train, valid = split_indices(records, assignments, ('train', _valid_name(assignments)))
+    "[train, valid] indices (never test: selecting on it would tune the test score); with no training records (evaluation only) the valid ones stand in."
+    train, valid = split_indices(records, assignments, ('train', 'valid'))
     return [train or valid, valid]
 
 # %% ../nbs/00c_dls.ipynb #ef5a4336
@@ -123,7 +118,7 @@ class ImageTextDataLoaders(DataLoaders):
     @classmethod
     def from_dataset(cls, ds: Dataset, # pairs from `medvlm.data.load`
                      tokenizer=None, # HF tokenizer; the bundled MiniLM's by default
-                     assignments: dict=None, # {id: split} from the audit; computed when None
+                     assignments: dict=None, # {id: split}; `split_assignments(ds)` when None
                      size=224, # image side in pixels
                      bs=64, # batch size
                      max_len=77, # longest caption in tokens
@@ -134,7 +129,7 @@ class ImageTextDataLoaders(DataLoaders):
                      **kwargs):
         "Build from a `Dataset`, its split, and a tokenizer."
         tokenizer = tokenizer or _minilm_tokenizer()
-        assignments = assignments or audit(ds, progress=False)['assignments']
+        assignments = assignments or split_assignments(ds)
         splits = train_valid_indices(ds.records, assignments)
         dsets = Datasets(ds.records, [[ReadImage(size)], [lambda r: r.caption]], splits=splits, n_inp=3)
         dls = dsets.dataloaders(bs=bs, after_item=_image_item_tfms(augment, ds.records, splits, size, seed), before_batch=Tokenize(tokenizer, max_len),
@@ -190,7 +185,7 @@ class VQADataLoaders(DataLoaders):
         "Build from a VQA `Dataset` (arguments as `ImageTextDataLoaders.from_dataset`)."
         if any(r.image is None for r in ds.records): raise ValueError(f"{ds.name}: VQA DataLoaders need images; some records have none (text-only copy?)")
         tokenizer = tokenizer or _minilm_tokenizer()
-        assignments = assignments or audit(ds, progress=False)['assignments']
+        assignments = assignments or split_assignments(ds)
         splits = train_valid_indices(ds.records, assignments)
         vocab = sorted({norm_answer(r.answer) for r in ds.records})
         tfms = [[ReadImage(size)], [lambda r: r.question], [lambda r: norm_answer(r.answer), Categorize(vocab=vocab)]]

@@ -6,7 +6,6 @@ Docs: https://medvlm.github.io/medvlm/parallel.html.md"""
 
 # %% ../nbs/03b_parallel.ipynb #0d11eb82
 from __future__ import annotations
-import os
 from dataclasses import dataclass
 import torch, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh

@@ -15,14 +15,15 @@ from .distributed import bare_model, gather_rows, gather_objects
 from .clip import CLIPOutput, caption_keys
 
 # %% auto #0
-__all__ = ['MODALITY_PROMPTS', 'RETRIEVAL_KEYS', 'first_correct_rank', 'retrieval_metrics', 'zero_shot_modality',
+__all__ = ['RETRIEVAL_KEYS', 'MODALITY_PROMPTS', 'first_correct_rank', 'retrieval_metrics', 'zero_shot_modality',
            'RetrievalCallback', 'chance_recall', 'retrieval_table']
 
 # %% ../nbs/02a_retrieval.ipynb #a05b5bb0
 def first_correct_rank(sims, correct) -> torch.Tensor:
-    "1-based rank of the best-scoring correct column in each row; ties go against the correct item."
-    best = sims.masked_fill(~correct, -torch.inf).max(-1, keepdim=True).values  # (B, 1)
-    return ((sims >= best) & ~correct).sum(-1) + 1
+    "1-based rank of the best-scoring correct column in each row; ties and non-finite scores count against the model."
+    bad = ~sims.isfinite()  # NaN, +inf, -inf: never the best correct score, always above it as a wrong one
+    best = sims.masked_fill(~correct | bad, -torch.inf).max(-1, keepdim=True).values  # (B, 1)
+    return (((sims >= best) | bad) & ~correct).sum(-1) + 1
 
 def _ranks(q, k, q_keys, k_keys, chunk) -> torch.Tensor:
     "First-correct ranks of every query row against all keys, `chunk` rows at a time."
@@ -30,14 +31,17 @@ def _ranks(q, k, q_keys, k_keys, chunk) -> torch.Tensor:
                       for i in range(0, len(q), chunk)])
 
 # %% ../nbs/02a_retrieval.ipynb #5fa7fe53
+RETRIEVAL_KEYS = ('i2t_r1', 'i2t_r5', 'i2t_r10', 't2i_r1', 't2i_r5', 't2i_r10', 'i2t_mrr', 't2i_mrr', 'i2t_medr', 't2i_medr', 'mean_recall')
+
 def _summary(ranks, prefix) -> dict:
     r = ranks.float()
     return {f'{prefix}_r1': (r <= 1).float().mean().item(), f'{prefix}_r5': (r <= 5).float().mean().item(),
             f'{prefix}_r10': (r <= 10).float().mean().item(), f'{prefix}_mrr': (1 / r).mean().item(), f'{prefix}_medr': r.median().item()}
 
 def retrieval_metrics(img, txt, groups=None, chunk=1024) -> dict:
-    "Image→text and text→image Recall@1/5/10, MRR, median rank and their mean recall, for aligned embeddings."
+    "Image→text and text→image Recall@1/5/10, MRR, median rank and their mean recall, for aligned embeddings; all NaN if any is not finite."
     img, txt = img.float(), txt.float()
+    if not (img.isfinite().all() and txt.isfinite().all()): return dict.fromkeys(RETRIEVAL_KEYS, float('nan'))  # a diverged model is not scored
     groups = torch.arange(len(img)) if groups is None else torch.as_tensor(groups)
     res = {**_summary(_ranks(img, txt, groups, groups, chunk), 'i2t'), **_summary(_ranks(txt, img, groups, groups, chunk), 't2i')}
     res['mean_recall'] = float(np.mean([res[f'{d}_r{k}'] for d in ('i2t', 't2i') for k in (1, 5, 10)]))
@@ -46,7 +50,6 @@ def retrieval_metrics(img, txt, groups=None, chunk=1024) -> dict:
 # %% ../nbs/02a_retrieval.ipynb #5b1f770d
 MODALITY_PROMPTS = {'xray': 'a plain radiograph (x-ray)', 'ct': 'a computed tomography (ct) scan', 'mri': 'a magnetic resonance (mri) image',
                     'us': 'an ultrasound image', 'angio': 'an angiogram', 'pet': 'a pet scan', 'nm': 'a nuclear medicine scan'}
-RETRIEVAL_KEYS = ('i2t_r1', 'i2t_r5', 'i2t_r10', 't2i_r1', 't2i_r5', 't2i_r10', 'i2t_mrr', 't2i_mrr', 'i2t_medr', 't2i_medr', 'mean_recall')
 
 class _Value(Metric):
     "A fastai metric that reports one number the `RetrievalCallback` computed."
@@ -66,9 +69,9 @@ def zero_shot_modality(model, tokenizer, img, labels, prompts=MODALITY_PROMPTS) 
     if len(names) < 2: return None
     enc = tokenizer([prompts[n] for n in names], padding=True, return_tensors='pt').to(img.device)
     txt = model.encode_text(enc['input_ids'], enc['attention_mask']).float()
-    known = torch.tensor([l in names for l in labels])
-    pred = (img[known].float() @ txt.T).argmax(-1)
-    return (pred == torch.tensor([names.index(l) for l in labels if l in names])).float().mean().item()
+    known = torch.tensor([l in names for l in labels], device=img.device)
+    target = torch.tensor([names.index(l) for l in labels if l in names], device=img.device)
+    return ((img[known].float() @ txt.T).argmax(-1) == target).float().mean().item()
 
 # %% ../nbs/02a_retrieval.ipynb #4d571bf1
 class RetrievalCallback(Callback):
@@ -83,19 +86,20 @@ class RetrievalCallback(Callback):
     before_validate = before_epoch
     def after_batch(self):
         if self.training or not isinstance(self.pred, CLIPOutput): return
-        self.img.append(self.pred.image.detach().float().cpu()); self.txt.append(self.pred.text.detach().float().cpu())
+        self.img.append(self.pred.image.detach().float()); self.txt.append(self.pred.text.detach().float())  # (B, D), on the device
         keys = caption_keys(self.pred.input_ids, self.pred.attention_mask).cpu()
         self.ids.extend(tuple(r[r != -1].tolist()) for r in keys)
     def after_validate(self):
         if not self.img: return
         # each rank holds a contiguous shard of the (unshuffled) validation set; fastai pads the last one with repeats
         n = getattr(self.dl, 'n', None)
-        img, txt, ids = gather_rows(torch.cat(self.img))[:n], gather_rows(torch.cat(self.txt))[:n], gather_objects(self.ids)[:n]
+        img, txt = gather_rows(torch.cat(self.img))[:n], gather_rows(torch.cat(self.txt))[:n]  # (N, D), gathered on the device
+        ids = gather_objects(self.ids)[:n]
         index = {k: i for i, k in enumerate(dict.fromkeys(ids))}  # identical captions share a group
-        self.results = retrieval_metrics(img, txt, torch.tensor([index[k] for k in ids]), self.chunk)
+        self.results = retrieval_metrics(img.cpu(), txt.cpu(), torch.tensor([index[k] for k in ids]), self.chunk)
         if self.zero_shot:
             labels = [detect_modality(r) for r in self.learn.dl.dataset.items[:len(img)]]
-            self.results['zs_modality_acc'] = zero_shot_modality(bare_model(self.learn.model), self.dls.tokenizer, img.to(self.dls.device), labels)
+            self.results['zs_modality_acc'] = zero_shot_modality(bare_model(self.learn.model), self.dls.tokenizer, img, labels)
         self.history.append(dict(self.results))
 
 # %% ../nbs/02a_retrieval.ipynb #6df3b29a

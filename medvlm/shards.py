@@ -6,21 +6,19 @@ Docs: https://medvlm.github.io/medvlm/shards.html.md"""
 
 # %% ../nbs/03a_shards.ipynb #0bfbe762
 from __future__ import annotations
-import io, json, re, sys, time
+import io, json, re, sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Annotated
-import pandas as pd
 import webdataset as wds
 from PIL import Image
 from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 from .data import Pair, Dataset, load, image_bytes, index_tar
-from .audit import audit, read_splits
-from .dls import ImageTextDataLoaders
+from .audit import check_images, record_problems, split_assignments, read_splits
 
 # %% auto #0
-__all__ = ['image_ext', 'tar_key', 'wds_sample', 'write_shards', 'bench_shards', 'shards_summary', 'medvlm_make_shards']
+__all__ = ['image_ext', 'tar_key', 'wds_sample', 'write_shards', 'shards_summary', 'medvlm_make_shards']
 
 # %% ../nbs/03a_shards.ipynb #5d21315e
 _EXTS = {'JPEG': 'jpg', 'PNG': 'png', 'TIFF': 'tif', 'BMP': 'bmp', 'GIF': 'gif', 'WEBP': 'webp', 'JPEG2000': 'jp2'}
@@ -72,7 +70,7 @@ def _check_out(out: Path):
 # %% ../nbs/03a_shards.ipynb #217b8e37
 def write_shards(ds: Dataset, # image-text pairs from `medvlm.data.load`
                  out, # folder for the shards and `shards.json` (created; must not hold shards yet)
-                 assignments: dict=None, # {id: split} from an audit (e.g. `read_splits('splits.csv')`); audited here when None
+                 assignments: dict=None, # {id: split} from an audit (e.g. `read_splits('splits.csv')`); `split_assignments(ds)` when None
                  maxcount: int=1000, # samples per shard at most
                  maxsize: float=1e9, # bytes per shard, about, at most
                  progress: bool=False, # show progress bars
@@ -82,8 +80,8 @@ def write_shards(ds: Dataset, # image-text pairs from `medvlm.data.load`
     out = Path(out); _check_out(out)
     reasons = {}
     if assignments is None:
-        rep = audit(ds, progress=progress)
-        assignments, reasons = rep['assignments'], {p['id']: p['reason'] for p in rep['problems']}
+        reasons = {p.id: p.reason for p in record_problems(ds, check_images(ds, progress))}
+        assignments = split_assignments(ds)
     groups, skipped = _by_split(ds, assignments, reasons)
     shards, taken = [], set()
     for split, recs in groups.items():
@@ -98,38 +96,6 @@ def write_shards(ds: Dataset, # image-text pairs from `medvlm.data.load`
                  skipped=[dict(id=i, reason=why) for i, why in skipped], shards=sorted(shards, key=lambda sh: sh['name']))
     (out/'shards.json').write_text(json.dumps(index))
     return index
-
-# %% ../nbs/03a_shards.ipynb #6bb28109
-def _rate(dl) -> float:
-    "Images per second of one pass over a DataLoader."
-    start = time.perf_counter()
-    count = sum(len(b[0]) for b in dl)
-    return count / (time.perf_counter() - start)
-
-def bench_shards(folder, # the dataset as files: anything `load` reads
-                 shards, # the same dataset, written by `write_shards`
-                 n=256, # pairs per pass: the shards' first `n`, and the same ids from the folder
-                 size=224, # image side in pixels
-                 bs=32, # batch size
-                 num_workers=2, # DataLoader workers
-                 repeats=3, # timed passes per source, alternating; the fastest counts
-                 tokenizer=None, # HF tokenizer; the bundled MiniLM's when None
-                ) -> pd.DataFrame:
-    "Images/s of the training DataLoader over the same `n` pairs read from a folder and from its shards, and their ratio."
-    recs, by_id = load(shards).records[:n], {r.id: r for r in load(folder).records}
-    missing = [r.id for r in recs if r.id not in by_id]
-    if missing: raise ValueError(f"{shards} holds ids that {folder} lacks (e.g. {missing[0]!r}): compare a folder with its own shards")
-    assignments = {r.id: 'train' for r in recs}
-    dls = {name: ImageTextDataLoaders.from_dataset(Dataset(name, 'pairs', rs), tokenizer, assignments, size=size, bs=bs,
-                                                   num_workers=num_workers, augment=False, seed=0).train
-           for name, rs in (('folder', [by_id[r.id] for r in recs]), ('shards', recs))}
-    for dl in dls.values(): _rate(dl)  # warm-up: page cache, worker start, lazy imports
-    rates = defaultdict(list)
-    for _ in range(repeats):
-        for name, dl in dls.items(): rates[name].append(_rate(dl))
-    res = pd.DataFrame([(name, max(r)) for name, r in rates.items()], columns=['source', 'images/s'])
-    res['vs folder'] = res['images/s'] / res['images/s'][0]
-    return res.round(2)
 
 # %% ../nbs/03a_shards.ipynb #e308efe6
 def shards_summary(index: dict, # what `write_shards` returned
@@ -152,7 +118,7 @@ def medvlm_make_shards(
     data: Annotated[str, dict(required=True)] = None, # dataset: 'synthetic[:N]', a folder (ROCOv2, ROCO, parquet, …), a folder name in $MEDVLM_DATA, or a hub name
     out: Annotated[str, dict(required=True)] = None, # new folder for the shards ({split}-000000.tar, …) and their index shards.json
     maxcount: int = 1000, # samples per shard at most
-    splits: str = None, # splits.csv from an earlier `medvlm_audit --out`, to reuse its split instead of auditing again
+    splits: str = None, # splits.csv from an earlier `medvlm_audit --out`, to reuse its split instead of computing it again
 ):
     "Write an image-text dataset as webdataset tar shards, one set per split of the audit, with an index shards.json; records the audit finds unusable are skipped and listed. `medvlm.data.load(out)` reads the shards back."
     index = write_shards(load(data), out, read_splits(splits) if splits else None, maxcount, progress=sys.stdout.isatty())

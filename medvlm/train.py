@@ -6,43 +6,56 @@ Docs: https://medvlm.github.io/medvlm/train.html.md"""
 
 # %% ../nbs/02b_train.ipynb #80ac4f3d
 from __future__ import annotations
-import contextlib, io, json, os, tempfile, time
+import contextlib, dataclasses, io, json, math, os, tempfile, time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
 import matplotlib.pyplot as plt
 from fastcore.foundation import L
 from fastcore.script import call_parse, store_true
-from fastai.learner import Learner
-from fastai.callback.core import Callback, CancelBatchException
-from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
+from fastai.learner import Learner, Recorder
+from fastai.callback.core import Callback, CancelBatchException, CancelStepException, CancelFitException
+from fastai.callback.fp16 import MixedPrecision, AMPMode
+from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback, TerminateOnNaNCallback
 from fastai.callback.schedule import fit_one_cycle  # patches Learner
+from fastai.callback.wandb import WandbCallback
 from fastai.optimizer import Adam
 from fastai.torch_core import params, set_seed
 from safetensors.torch import save_file, load_file
 from .data import load, minilm_path
+from .audit import split_assignments, write_splits, read_splits
 from .dls import ImageTextDataLoaders
-from .distributed import rank_world, bare_model, init_distributed, data_parallel, DataWaitCallback, data_wait_line, exit_distributed
-from .clip import (MedCLIP, CLIPOutput, build_clip, save_clip, load_clip, _replace_dir, caption_groups, contrastive_loss,
+from .distributed import (rank_world, bare_model, has_batchnorm, init_distributed, data_parallel, DataWaitCallback,
+                                data_wait_line, exit_distributed)
+from .clip import (MedCLIP, CLIPOutput, build_clip, save_clip, load_clip, _replace_dir,
                          CaptionGroups, ContrastiveLoss, CriticalFindings)
 from .retrieval import RetrievalCallback, retrieval_table, chance_recall
+from .fastai_fixes import wandb_config_copied
 
 # %% auto #0
-__all__ = ['Autocast', 'cpu_has_bf16', 'auto_precision', 'precision_cbs', 'NoDecay', 'ContrastiveAccumulation', 'clip_splitter',
-           'set_grad_checkpointing', 'clip_learner', 'SaveBestCLIP', 'epoch_skipped', 'EarlyStopCLIP',
-           'save_checkpoint', 'load_checkpoint', 'CheckpointCallback', 'wandb_callback', 'wandb_init',
-           'attention_rollout', 'AttentionMapsCallback', 'train_clip', 'eval_clip', 'replay_dls', 'medvlm_eval_clip',
+__all__ = ['SPLITS', 'Autocast', 'cpu_has_bf16', 'auto_precision', 'precision_cbs', 'NoDecay', 'FreezeBatchNorm',
+           'ContrastiveAccumulation', 'TrainConfig', 'clip_splitter', 'set_grad_checkpointing', 'StopOnNaN',
+           'clip_learner', 'SaveBestCLIP', 'epoch_skipped', 'EarlyStopCLIP', 'save_checkpoint', 'load_checkpoint',
+           'CheckpointCallback', 'WandbCLIP', 'wandb_init', 'attention_rollout', 'AttentionMapsCallback',
+           'TrainingDiverged', 'train_clip', 'run_splits', 'eval_clip', 'replay_dls', 'medvlm_eval_clip',
            'medvlm_train_clip']
 
 # %% ../nbs/02b_train.ipynb #b27c604b
-class Autocast(Callback):
-    "Autocast forward and loss on the batch's device type (CPU or CUDA), bf16 by default."
-    order = 10
-    def __init__(self, dtype=torch.bfloat16): self.dtype = dtype
-    def before_batch(self):
-        self.ctx = torch.autocast(self.dls.device.type, dtype=self.dtype); self.ctx.__enter__()
-    def after_loss(self): self.ctx.__exit__(None, None, None)
-    def after_cancel_batch(self): self.ctx.__exit__(None, None, None)
+class Autocast(MixedPrecision):
+    "fastai's `MixedPrecision` (autocast, loss scaling for fp16) on the batch's own device type, CPU included."
+    def __init__(self, dtype=torch.bfloat16, **kwargs):
+        super().__init__(AMPMode.FP16 if dtype == torch.float16 else AMPMode.BF16, **kwargs); self.dtype, self.active = dtype, False
+    def before_fit(self):
+        device = (self.dls.device or torch.device('cpu')).type
+        self.kwargs['enabled'] = self.dtype == torch.float16  # bf16 has fp32's range: nothing to scale
+        self.ctx, self.learn.scaler, self.scales = torch.autocast(device, dtype=self.dtype), torch.amp.GradScaler(device, **self.kwargs), L()
+    def before_batch(self): self.ctx.__enter__(); self.active = True
+    def after_pred(self): pass  # `MedCLIP` already returns fp32 embeddings; fastai's `to_float` cannot walk a `CLIPOutput`
+    def after_loss(self):
+        if self.active: self.ctx.__exit__(None, None, None); self.active = False
+    after_cancel_batch = after_loss
+    def after_fit(self): self.ctx = None  # the scaler stays on the Learner: its scale is worth reading after the fit
 
 def cpu_has_bf16() -> bool:
     "Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); without it bf16 is emulated and slower than fp32."
@@ -57,12 +70,10 @@ def auto_precision(device) -> str:
     return 'bf16' if device.type == 'cpu' and cpu_has_bf16() else 'fp32'
 
 def precision_cbs(precision='auto', device='cpu') -> list:
-    "Callbacks for 'fp32', 'bf16' (any device), 'fp16' (CUDA, with fastai's loss scaling) or 'auto' (by device)."
-    from fastai.callback.fp16 import MixedPrecision, AMPMode
+    "Callbacks for 'fp32', 'bf16', 'fp16' (with loss scaling) on any device, or 'auto' (by device)."
     if precision == 'auto': precision = auto_precision(device)
-    if precision == 'fp32': return []
-    if precision == 'fp16': return [MixedPrecision(amp_mode=AMPMode.FP16)]
-    return [Autocast(torch.bfloat16)]
+    if precision not in ('fp32', 'bf16', 'fp16'): raise ValueError(f"precision {precision!r}: choose auto, fp32, bf16 or fp16")
+    return [] if precision == 'fp32' else [Autocast(torch.float16 if precision == 'fp16' else torch.bfloat16)]
 
 # %% ../nbs/02b_train.ipynb #7ebe93bd
 class NoDecay(Callback):
@@ -84,10 +95,22 @@ def _set_rng_state(state):
     if cuda is not None: torch.cuda.set_rng_state_all(cuda)
 
 # %% ../nbs/02b_train.ipynb #34843c05
+class FreezeBatchNorm(Callback):
+    "Keep every batch-norm layer in evaluation mode while training: running statistics used, never updated."
+    order = 0  # after fastai's `TrainEvalCallback` has put the model in training mode
+    def before_train(self):
+        for m in self.model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm): m.eval()
+
 class ContrastiveAccumulation(Callback):
     "Split each training batch into `n` micro-batches and accumulate exact full-batch contrastive gradients (GradCache)."
     order = CaptionGroups.order + 10  # after the targets and autocast are set up
     def __init__(self, n: int): self.n = n
+
+    def before_fit(self):
+        if self.n > 1 and has_batchnorm(self.model) and not any(isinstance(c, FreezeBatchNorm) for c in self.learn.cbs):
+            raise ValueError("gradient accumulation is not exact with batch norm (each micro-batch is normalised by its own statistics, "
+                             "and every pass updates the running ones): freeze it (freeze_bn=True, --freeze-bn) or use accum=1")
 
     def _cached(self, chunks):
         "Embeddings of every micro-batch without gradients, with the random state each one started from."
@@ -96,22 +119,63 @@ class ContrastiveAccumulation(Callback):
             for c in chunks: states.append(_rng_state()); outs.append(self.model(*c))
         return states, outs
 
+    def _backward(self, out) -> torch.Tensor:
+        "Back-propagate the full-batch loss through this micro-batch (scaled by the precision callback for fp16); the unscaled loss."
+        loss = self.loss_func(out, *self.yb)
+        self.learn.loss_grad = loss
+        self.learn('before_backward')
+        self.learn.loss_grad.backward()
+        return loss.detach()
+
     def before_batch(self):
         if not self.training or self.n <= 1: return
         chunks = list(zip(*(x.tensor_split(self.n) for x in self.xb)))
         states, outs = self._cached(chunks)
         img, txt = [o.image for o in outs], [o.text for o in outs]
-        ids = torch.cat([o.input_ids for o in outs])
+        ids, mask = torch.cat([o.input_ids for o in outs]), torch.cat([o.attention_mask for o in outs])
         for j, (c, state) in enumerate(zip(chunks, states)):
             _set_rng_state(state)
             live = self.model(*c)
             scale = live.logit_scale if j == 0 else live.logit_scale.detach()  # the temperature's gradient, once
-            out = CLIPOutput(torch.cat(img[:j] + [live.image] + img[j + 1:]), torch.cat(txt[:j] + [live.text] + txt[j + 1:]), scale, ids)
-            loss = self.loss_func(out, *self.yb)
-            loss.backward()
-        self.learn.pred, self.learn.loss_grad, self.learn.loss = out, loss.detach(), loss.detach()
-        self.learn('before_step'); self.opt.step(); self.learn('after_step'); self.opt.zero_grad()
+            out = CLIPOutput(torch.cat(img[:j] + [live.image] + img[j + 1:]), torch.cat(txt[:j] + [live.text] + txt[j + 1:]), scale, ids, mask)
+            loss = self._backward(out)
+        self.learn.pred, self.learn.loss = out, loss
+        self.learn('after_loss')  # the precision callback closes its autocast here
+        self.learn('after_backward')
+        self.learn._with_events(self.learn._step, 'step', CancelStepException)
+        self.opt.zero_grad()
         raise CancelBatchException()
+
+# %% ../nbs/02b_train.ipynb #02157a20
+@dataclass
+class TrainConfig:
+    "Every option of a CLIP training run, with its default (`clip_learner`, `train_clip` and `medvlm_train_clip` share them)."
+    data: str = 'synthetic' # data spec (see `medvlm.data.load`)
+    model: str = 'tiny' # 'tiny', a hub id or a model folder
+    text_model: str = None # HF text encoder (id or folder) for the text tower
+    image_model: str = None # timm backbone for the image tower
+    random_init_text: bool = False # same text architecture, fresh weights (the pretraining ablation)
+    epochs: int = 20 # epochs of the one-cycle cosine schedule
+    bs: int = 64 # batch size per process
+    lr: float = 5e-3 # peak learning rate
+    wd: float = 0.1 # decoupled weight decay (not on biases, norms or the temperature)
+    accum: int = 1 # micro-batches per batch (exact contrastive gradient accumulation)
+    freeze_bn: bool = False # batch norm in evaluation mode (needed for exact accumulation with batch norm)
+    image_size: int = None # input size of a timm image tower (224 when not given; CLIP towers have their own)
+    max_len: int = 77 # longest caption in tokens
+    precision: str = 'auto' # 'auto' (by hardware), 'fp32', 'bf16' or 'fp16'
+    label_smoothing: float = 0. # label smoothing of the contrastive targets
+    margin: float = 0. # additive margin on pairs whose caption names a critical finding
+    early_stop: int = None # stop after this many epochs without a better mean recall
+    grad_checkpointing: bool = False # recompute activations in the backward pass (less memory)
+    local_loss: bool = False # with several processes: each computes only its rows of the loss
+    num_workers: int = None # DataLoader workers (by CPU count when None)
+    seed: int = 0 # random seed
+    wandb: bool = False # log to Weights & Biases (offline unless WANDB_MODE=online)
+    out: str = None # folder for metrics.json, splits.csv, model/, best/, last/ and plots
+    resume: bool = False # continue from `out/last` when a checkpoint is there
+
+_D = TrainConfig()
 
 # %% ../nbs/02b_train.ipynb #e515e1a5
 def clip_splitter(model: MedCLIP) -> list:
@@ -126,19 +190,28 @@ def set_grad_checkpointing(model: MedCLIP, on=True) -> MedCLIP:
     return model
 
 # %% ../nbs/02b_train.ipynb #21ae880b
+class StopOnNaN(TerminateOnNaNCallback):
+    "fastai's `TerminateOnNaNCallback` (stop the fit at a loss that is not finite), remembering the epoch it stopped in."
+    def before_fit(self): self.stopped_at = None
+    def after_batch(self):
+        try: super().after_batch()
+        except CancelFitException: self.stopped_at = self.epoch; raise
+
 def clip_learner(dls, model: MedCLIP, # DataLoaders from `ImageTextDataLoaders` and the model
-                 lr=1e-3, # default learning rate (a `slice` at fit time gives the groups their own)
-                 wd=0.1, # decoupled weight decay (not on biases, norms or the temperature)
-                 precision='auto', # 'auto' (by device), 'fp32', 'bf16' (CPU or GPU) or 'fp16' (GPU)
-                 accum=1, # micro-batches per batch for contrastive gradient accumulation
+                 lr=_D.lr, # default learning rate (a `slice` at fit time gives the groups their own)
+                 wd=_D.wd, # decoupled weight decay (not on biases, norms or the temperature)
+                 precision=_D.precision, # 'auto' (by device), 'fp32', 'bf16' or 'fp16'
+                 accum=_D.accum, # micro-batches per batch for contrastive gradient accumulation
                  loss_func=None, # a `ContrastiveLoss` (default: plain grouped InfoNCE)
-                 grad_checkpointing=False, # recompute activations to save memory
+                 grad_checkpointing=_D.grad_checkpointing, # recompute activations to save memory
+                 freeze_bn=_D.freeze_bn, # batch norm in evaluation mode while training
                  zero_shot=True, # also report zero-shot modality accuracy
                  cbs=None, **kwargs) -> Learner:
-    "A fastai Learner for contrastive image-text training, validated by retrieval."
+    "A fastai Learner for contrastive image-text training, validated by retrieval; stops when the loss is not finite."
     if grad_checkpointing: set_grad_checkpointing(model)
     retrieval = RetrievalCallback(zero_shot=zero_shot)
-    cbs = [CaptionGroups(), NoDecay(), retrieval, *precision_cbs(precision, dls.device), *([ContrastiveAccumulation(accum)] if accum > 1 else []), *(cbs or [])]
+    cbs = [CaptionGroups(), NoDecay(), retrieval, StopOnNaN(), *precision_cbs(precision, dls.device),
+           *([FreezeBatchNorm()] if freeze_bn else []), *([ContrastiveAccumulation(accum)] if accum > 1 else []), *(cbs or [])]
     return Learner(dls, model, loss_func=loss_func or ContrastiveLoss(), opt_func=partial(Adam, sqr_mom=0.98, eps=1e-6),
                    lr=lr, wd=wd, splitter=clip_splitter, metrics=retrieval.metrics, cbs=cbs, **kwargs)
 
@@ -229,17 +302,23 @@ class CheckpointCallback(Callback):
                         histories={name: c.history for name, c in self._with_history().items()})
 
 # %% ../nbs/02b_train.ipynb #b299254a
-def wandb_callback(log='gradients', **kwargs):
-    "fastai's `WandbCallback` (offline by default), with the fastai#4173 config-formatting fix applied."
-    import fastai.callback.wandb as fw
-    if not getattr(fw._format_config_value, 'medvlm_fixed', False):
-        original = fw._format_config_value
-        def _format_config_value(v):
-            try: return original(v)
-            except TypeError: return repr(v)  # fastai#4173: values without __dict__
-        _format_config_value.medvlm_fixed = True
-        fw._format_config_value = _format_config_value
-    return fw.WandbCallback(log=log, log_preds=False, log_model=False, **kwargs)
+class WandbCLIP(WandbCallback):
+    "fastai's `WandbCallback` without predictions or model files, watching gradients at a frequency scaled to the run, in every fit."
+    def __init__(self, log='gradients', # what `wandb.watch` logs: 'gradients', 'parameters', 'all' or None
+                 n_hist=20, # about this many histograms per fit, whatever its length
+                 **kwargs):
+        super().__init__(log=None, log_preds=False, log_model=False, **kwargs); self.watch_log, self.n_hist = log, n_hist
+    def before_fit(self):
+        import wandb
+        with wandb_config_copied(): super().before_fit()
+        if self.run and self.watch_log and self.training_steps:
+            wandb.watch(self.learn.model, log=self.watch_log, log_freq=max(1, self.training_steps // self.n_hist))
+    @property
+    def training_steps(self) -> int: return self.n_epoch * len(self.dls.train) if self.learn.opt is not None else 0
+    def after_fit(self):
+        import wandb
+        super().after_fit()
+        if self.run and self.watch_log and self.training_steps: wandb.unwatch(self.learn.model)
 
 def wandb_init(config: dict, project='medvlm'):
     "Start a W&B run (offline unless `WANDB_MODE=online`); `WandbCallback` needs one before fitting."
@@ -256,7 +335,7 @@ def attention_rollout(model: MedCLIP, pixel_values) -> torch.Tensor:
     model.vision.set_attn_implementation('eager')
     try: atts = model.vision(pixel_values=pixel_values, output_attentions=True).attentions  # L x (B, heads, T, T)
     finally: model.vision.set_attn_implementation(impl)
-    eye = torch.eye(atts[0].shape[-1])
+    eye = torch.eye(atts[0].shape[-1], device=atts[0].device)
     roll = eye.expand(len(pixel_values), -1, -1)
     for a in atts:
         a = (a.float().mean(1) + eye) / 2  # (B, T, T): average heads, add the residual path
@@ -269,7 +348,7 @@ def attention_rollout(model: MedCLIP, pixel_values) -> torch.Tensor:
 # %% ../nbs/02b_train.ipynb #73e05bc2
 class AttentionMapsCallback(Callback):
     "After each epoch, attention-rollout maps of the first `n` validation images (rank 0); logged to W&B when a run is active."
-    order = 70
+    order = Recorder.order + 0.5  # before `WandbCallback` (Recorder.order + 1) commits the epoch's row, so the maps go into it
     def __init__(self, n=4): self.n, self.maps, self.px = n, None, None
     def after_batch(self):
         if not self.training and self.px is None: self.px = self.xb[0][:self.n]  # reuse the validation pass's first batch
@@ -282,16 +361,21 @@ class AttentionMapsCallback(Callback):
             wandb.log({'attention_rollout': [wandb.Image(m.numpy()) for m in self.maps]}, commit=False)
 
 # %% ../nbs/02b_train.ipynb #2666f699
-def _image_size(model, image_size) -> int:
-    "The input size: a CLIP tower's own, else the one asked for (224 for timm towers by default)."
-    return model.spec['vision']['config']['image_size'] if model.spec['vision']['kind'] == 'clip' else (image_size or 224)
+def _image_size(model) -> int:
+    "The input size the model was built for: a CLIP tower's own, else the one its spec records (224 for older folders)."
+    return model.spec['vision']['config']['image_size'] if model.spec['vision']['kind'] == 'clip' else model.spec.get('image_size') or 224
 
-def _split_for(ds, out):
-    "The audit's split of `ds` ({id: split}); written to `out/splits.csv` for the record."
-    from medvlm.audit import audit, write_splits
-    assignments = audit(ds, progress=False)['assignments']
-    if out: write_splits(assignments, Path(out)/'splits.csv')
-    return assignments
+def _check_trainable(assignments, n_train, n_val, bs, world):
+    "Refuse, before any work, a run that could not take a step or select a model."
+    if 'valid' not in set(assignments.values()):
+        raise ValueError("the split has no 'valid' set: the best model would be selected on the test split")
+    if n_val == 0: raise ValueError("the validation split is empty: there is nothing to select the best model on")
+    if n_train < bs * world:
+        raise ValueError(f"{n_train} training pairs for a global batch of {bs * world}: fastai drops the incomplete batch, "
+                         f"so no optimiser step would run; lower --bs to at most {max(1, n_train // world)}")
+
+class TrainingDiverged(RuntimeError):
+    "Training produced a loss or metrics that are not finite; no best model was saved."
 
 # %% ../nbs/02b_train.ipynb #4c45ab38
 def _history(learn) -> list:
@@ -310,22 +394,32 @@ def _plot_run(learn, out):
     axs[1].set(xlabel='epoch', title='validation retrieval'); axs[1].legend(fontsize=7)
     fig.tight_layout(); fig.savefig(Path(out)/'training.png'); plt.close(fig)
 
+def _finite(h: dict) -> bool: return math.isfinite(h.get('mean_recall', math.nan))
+
+def _run_metrics(learn, cfg, wall, start_epoch, world, wait) -> dict:
+    "What `metrics.json` records: best and final retrieval, sizes, speed, data wait, chance level and the configuration."
+    hist, dls = _history(learn), learn.dls
+    final = learn.cbs.filter(lambda c: isinstance(c, RetrievalCallback))[0].results
+    stopped_at = learn.cbs.filter(lambda c: isinstance(c, StopOnNaN))[0].stopped_at
+    diverged = stopped_at is not None or not all(map(_finite, hist)) or not hist
+    done = max(1, len(hist) - start_epoch)
+    finite = [dict(h, epoch=i) for i, h in enumerate(hist) if _finite(h)]
+    return dict(status='diverged' if diverged else 'ok', diverged_at=stopped_at, best=max(finite, key=lambda h: h['mean_recall'], default=None),
+                final=final, n_val=len(dls.valid_ds), n_train=len(dls.train_ds), epochs=len(hist), resumed_at=start_epoch or None,
+                wall_s=round(wall, 1), samples_per_s=round(len(dls.train_ds) * done / wall, 1), world_size=world,
+                global_bs=cfg.bs * world, data_wait=wait.history, chance=chance_recall(len(dls.valid_ds)),
+                config={k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()})
+
 # %% ../nbs/02b_train.ipynb #256774d0
-def train_clip(data='synthetic', # data spec (see `medvlm.data.load`)
-               model='tiny', # 'tiny', a hub id or a model folder
-               text_model=None, # HF text encoder for the text tower
-               image_model=None, # timm backbone for the image tower
-               random_init_text=False, # same text architecture, fresh weights
-               epochs=10, bs=64, lr=2e-3, wd=0.1, accum=1, image_size=None, max_len=77,
-               precision='auto', # 'auto', 'fp32', 'bf16' or 'fp16'
-               out=None, # folder for metrics.json, the model and the plots
-               seed=0, num_workers=None, wandb=False, grad_checkpointing=False, label_smoothing=0., margin=0.,
-               early_stop=None, # stop after this many epochs without a better mean recall
-               local_loss=False, # with several processes: each computes only its own rows of the loss
-               resume=False, # continue from `out/last` when a checkpoint is there
+def train_clip(data=_D.data, model=_D.model, text_model=_D.text_model, image_model=_D.image_model, random_init_text=_D.random_init_text,
+               epochs=_D.epochs, bs=_D.bs, lr=_D.lr, wd=_D.wd, accum=_D.accum, freeze_bn=_D.freeze_bn, image_size=_D.image_size,
+               max_len=_D.max_len, precision=_D.precision, label_smoothing=_D.label_smoothing, margin=_D.margin,
+               early_stop=_D.early_stop, grad_checkpointing=_D.grad_checkpointing, local_loss=_D.local_loss,
+               num_workers=_D.num_workers, seed=_D.seed, wandb=_D.wandb, out=_D.out, resume=_D.resume,
                cbs=None, # extra callbacks
                ) -> tuple:
-    "Train a CLIP on a data spec (in one process or under a launcher); returns (learn, metrics) and writes metrics.json, `model/`, `best/`, `last/` and plots to `out`."
+    "Train a CLIP (options: `TrainConfig`) in one process or under a launcher; returns (learn, metrics) and writes metrics.json, splits.csv, `model/`, `best/`, `last/` and plots to `out`."
+    cfg = TrainConfig(**{k: v for k, v in locals().items() if k != 'cbs'})
     state = init_distributed()
     main, world = state.is_main_process, state.num_processes
     set_seed(seed)
@@ -333,18 +427,18 @@ def train_clip(data='synthetic', # data spec (see `medvlm.data.load`)
     out.mkdir(parents=True, exist_ok=True)
     with state.main_process_first():  # downloads, caches and splits.csv happen once
         ds = load(data)
-        split = _split_for(ds, out if main else None)
+        split = split_assignments(ds)
+        if main: write_splits(split, out/'splits.csv')
     m, tok = build_clip(model, text_model, image_model, random_init_text, image_size)
     if num_workers is None and world > 1: num_workers = max(0, (os.cpu_count() or 1) // world - 1)  # a core per training process
-    dls = ImageTextDataLoaders.from_dataset(ds, tok, split, _image_size(m, image_size), bs, max_len,
-                                            num_workers=num_workers, seed=seed, device=state.device)
+    dls = ImageTextDataLoaders.from_dataset(ds, tok, split, _image_size(m), bs, max_len, num_workers=num_workers, seed=seed, device=state.device)
+    _check_trainable(split, len(dls.train_ds), len(dls.valid_ds), bs, world)
     loss = ContrastiveLoss(label_smoothing, margin, CriticalFindings(tok) if margin else None, local_loss)
     cbs = [SaveBestCLIP(out, reload=False), AttentionMapsCallback(), wait := DataWaitCallback(), ckpt := CheckpointCallback(out/'last'), *(cbs or [])]
     cbs += [EarlyStopCLIP(early_stop)] if early_stop else []
     wandb = wandb and main  # one W&B run, from rank 0
-    learn = clip_learner(dls, m, lr, wd, precision, accum, loss, grad_checkpointing, cbs=cbs + ([wandb_callback()] if wandb else []))
-    run = wandb_init(dict(data=str(data), model=str(model), text_model=str(text_model), image_model=image_model, epochs=epochs,
-                          bs=bs, world_size=world, lr=lr, accum=accum, seed=seed)) if wandb else None
+    learn = clip_learner(dls, m, lr, wd, precision, accum, loss, grad_checkpointing, freeze_bn, cbs=cbs + ([WandbCLIP()] if wandb else []))
+    run = wandb_init(dict(dataclasses.asdict(cfg), world_size=world)) if wandb else None
     start_epoch = 0
     if resume and (out/'last'/'trainer.json').exists():
         ckpt.resumed = load_checkpoint(learn, out/'last')
@@ -354,38 +448,48 @@ def train_clip(data='synthetic', # data spec (see `medvlm.data.load`)
         with data_parallel(learn): learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch)
     finally:
         if run is not None: run.finish()
-    wall = time.time() - start
-    hist = _history(learn)
-    final = {k: v for k, v in learn.cbs.filter(lambda c: isinstance(c, RetrievalCallback))[0].results.items()}
-    n_train = len(dls.train_ds)
-    metrics = dict(best=max(hist, key=lambda h: h['mean_recall']), final=final, n_val=len(dls.valid_ds), n_train=n_train,
-                   epochs=len(hist), resumed_at=start_epoch or None, wall_s=round(wall, 1),
-                   samples_per_s=round(n_train * (len(hist) - start_epoch) / wall, 1),
-                   world_size=world, global_bs=bs * world, data_wait=wait.history,
-                   chance=chance_recall(len(dls.valid_ds)), data=str(data), model=str(model), text_model=str(text_model) if text_model else None,
-                   random_init_text=random_init_text, seed=seed)
+    metrics = _run_metrics(learn, cfg, time.time() - start, start_epoch, world, wait)
     if main:
-        save_clip(learn.model, tok, out/'model')
+        if metrics['status'] == 'ok': save_clip(learn.model, tok, out/'model')
         (out/'metrics.json').write_text(json.dumps(metrics, indent=1))
         _plot_run(learn, out)
     state.wait_for_everyone()  # every rank returns after the files exist
+    if metrics['status'] == 'diverged':
+        kept = f"best/ keeps epoch {metrics['best']['epoch']}" if metrics['best'] else "no model was saved"
+        raise TrainingDiverged(f"training diverged (a loss or metric that is not finite, epoch {metrics['diverged_at']}): {kept}; see {out/'metrics.json'}")
     return learn, metrics
 
 # %% ../nbs/02b_train.ipynb #1b4ecd5c
+SPLITS = ('train', 'valid', 'test')
+
+def run_splits(model_dir) -> Path|None:
+    "The `splits.csv` of the run that wrote `model_dir` (in the folder itself or its parent, the run's `out/`), if any."
+    return next((p for p in (Path(model_dir)/'splits.csv', Path(model_dir).parent/'splits.csv') if p.exists()), None)
+
+def _eval_assignments(ds, splits_file) -> dict:
+    "The run's recorded split for the records it lists; the stable split for any it does not."
+    recorded = read_splits(splits_file) if splits_file else {}
+    if all(r.id in recorded for r in ds.records): return {r.id: recorded[r.id] for r in ds.records}
+    return {**split_assignments(ds), **{k: v for k, v in recorded.items() if k in {r.id for r in ds.records}}}
+
 def eval_clip(model_dir, # a folder `save_clip` wrote (or any CLIPModel folder)
               data, # data spec
-              split=None, # 'train', 'valid' or 'test' of the audit's split; None for every usable pair
-              bs=64, precision='auto', num_workers=None, out=None) -> dict:
-    "Retrieval metrics of a saved model on a dataset (the audit's split, or all of it)."
-    from medvlm.audit import audit
+              split=None, # 'train', 'valid' or 'test'; None for every usable pair
+              bs=64, precision='auto', num_workers=None, out=None,
+              splits=None, # a splits.csv; by default the run's own (`run_splits`), else the stable split
+             ) -> dict:
+    "Retrieval metrics of a saved model on a dataset (one split of it, or all of it)."
+    if split not in (None, *SPLITS): raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)} (or none for every pair)")
     model, tok = load_clip(model_dir)
-    ds = load(data)
-    assigned = audit(ds, progress=False)['assignments']
+    ds, splits = load(data), Path(splits) if splits else run_splits(model_dir)
+    assigned = _eval_assignments(ds, splits)
     chosen = {i: 'valid' for i, s in assigned.items() if s and (split is None or s == split)}
-    dls = ImageTextDataLoaders.from_dataset(ds, tok, chosen, _image_size(model, None), bs, num_workers=num_workers, augment=False)
+    if not chosen: raise ValueError(f"split {split!r} of {data} holds no usable pairs" + (f" (split from {splits})" if splits else ''))
+    dls = ImageTextDataLoaders.from_dataset(ds, tok, chosen, _image_size(model), bs, num_workers=num_workers, augment=False)
     learn = clip_learner(dls, model, precision=precision)
     learn.validate()
     res = dict(learn.cbs.filter(lambda c: isinstance(c, RetrievalCallback))[0].results, n_val=len(dls.valid_ds), split=split,
+               splits_file=str(splits) if splits else None, image_size=_image_size(model),
                chance=chance_recall(len(dls.valid_ds)), model=str(model_dir), data=str(data))
     if out: Path(out).mkdir(parents=True, exist_ok=True); (Path(out)/'metrics.json').write_text(json.dumps(res, indent=1))
     return res
@@ -407,13 +511,14 @@ def _model_path(name):
 
 def _eval_cli(model: str = None, # model folder written by medvlm_train_clip (or any CLIPModel folder); required
               data: str = None, # data spec: synthetic, a dataset folder, a folder name in $MEDVLM_DATA, or a hub name; required
-              split: str = None, # train, valid or test of the audit's split (default: every usable pair)
+              split: str = None, # train, valid or test of the run's split (its splits.csv); default: every usable pair
               out: str = None, # folder for metrics.json
               bs: int = 64, # batch size
               precision: str = 'auto'): # auto (by device), fp32, bf16 or fp16
     "Evaluate a saved radiology CLIP by image-text retrieval (Recall@K, MRR, median rank)."
     if not (model and data): raise SystemExit("medvlm_eval_clip: --model and --data are required (see --help)")
-    res = eval_clip(model, data, split, bs, precision, out=out)
+    try: res = eval_clip(model, data, split, bs, precision, out=out)
+    except ValueError as e: raise SystemExit(f"medvlm_eval_clip: {e}")
     print(f"{data} ({split or 'all'}), {res['n_val']} pairs\n" + retrieval_table(res, res['chance']))
 
 def medvlm_eval_clip():
@@ -425,27 +530,36 @@ def medvlm_eval_clip():
 # %% ../nbs/02b_train.ipynb #ff4f77fb
 @call_parse
 def medvlm_train_clip(
-    data: str = 'synthetic', # data spec: synthetic, a ROCO/ROCOv2/parquet folder, a folder name in $MEDVLM_DATA, or a hub name
-    model: str = 'tiny', # tiny, a hub id (openai/clip-vit-base-patch16) or a model folder
-    text_model: str = None, # text tower: an HF encoder id or folder, or 'minilm' (bundled, pretrained)
-    image_model: str = None, # image tower: a timm backbone name (e.g. resnet18), trained from scratch here
-    random_init_text: store_true = False, # keep the text architecture, re-initialise its weights (ablation)
-    epochs: int = 20, # epochs of the one-cycle cosine schedule
-    bs: int = 64, # batch size per process (the global batch, bs x processes, is the number of negatives per positive + 1)
-    lr: float = 5e-3, # peak learning rate (about 1e-3 when a tower is pretrained)
-    accum: int = 1, # micro-batches per batch (exact contrastive gradient accumulation)
-    image_size: int = None, # input size for a timm image tower
-    precision: str = 'auto', # auto (bf16 where the hardware has it), fp32, bf16 or fp16
-    out: str = 'runs/clip', # folder for metrics.json, model/, best/ and plots
-    seed: int = 0, # random seed
-    wandb: store_true = False, # log to Weights & Biases (offline unless WANDB_MODE=online)
-    local_loss: store_true = False, # with several processes: each computes only its rows of the loss (same gradients)
-    resume: store_true = False, # continue an interrupted run from OUT/last (its checkpoint after the last finished epoch)
+    data: str = _D.data, # data spec: synthetic, a ROCO/ROCOv2/parquet folder, a folder name in $MEDVLM_DATA, or a hub name
+    model: str = _D.model, # tiny, a hub id (openai/clip-vit-base-patch16) or a model folder
+    text_model: str = _D.text_model, # text tower: an HF encoder id or folder, or 'minilm' (bundled, pretrained)
+    image_model: str = _D.image_model, # image tower: a timm backbone name (e.g. resnet18), trained from scratch here
+    random_init_text: store_true = _D.random_init_text, # keep the text architecture, re-initialise its weights (ablation)
+    epochs: int = _D.epochs, # epochs of the one-cycle cosine schedule
+    bs: int = _D.bs, # batch size per process (the global batch, bs x processes, is the number of negatives per positive + 1)
+    lr: float = _D.lr, # peak learning rate
+    wd: float = _D.wd, # decoupled weight decay (not on biases, norms or the temperature)
+    accum: int = _D.accum, # micro-batches per batch (exact contrastive gradient accumulation)
+    freeze_bn: store_true = _D.freeze_bn, # batch norm in evaluation mode (accumulation with a batch-norm tower needs it)
+    image_size: int = _D.image_size, # input size for a timm image tower (default 224)
+    max_len: int = _D.max_len, # longest caption in tokens
+    precision: str = _D.precision, # auto (bf16 where the hardware has it), fp32, bf16 or fp16
+    label_smoothing: float = _D.label_smoothing, # label smoothing of the contrastive targets
+    margin: float = _D.margin, # additive margin on pairs whose caption names a critical finding (not negated)
+    early_stop: int = _D.early_stop, # stop after this many epochs without a better mean recall
+    grad_checkpointing: store_true = _D.grad_checkpointing, # recompute activations in the backward pass (less memory)
+    local_loss: store_true = _D.local_loss, # with several processes: each computes only its rows of the loss (same gradients)
+    num_workers: int = _D.num_workers, # DataLoader workers (default: by CPU count)
+    seed: int = _D.seed, # random seed
+    wandb: store_true = _D.wandb, # log to Weights & Biases (offline unless WANDB_MODE=online)
+    out: str = 'runs/clip', # folder for metrics.json, splits.csv, model/, best/, last/ and plots
+    resume: store_true = _D.resume, # continue an interrupted run from OUT/last (its checkpoint after the last finished epoch)
 ):
     "Train a radiology CLIP and validate it by retrieval after every epoch; runs unchanged under `accelerate launch` or `torchrun`."
-    learn, m = train_clip(data, model, _model_path(text_model) if text_model else None, image_model, random_init_text,
-                          epochs, bs, lr, accum=accum, image_size=image_size, precision=precision, out=out, seed=seed, wandb=wandb,
-                          local_loss=local_loss, resume=resume)
+    args = {k: v for k, v in locals().items()}
+    args['text_model'] = _model_path(text_model) if text_model else None
+    try: learn, m = train_clip(**args)
+    except (ValueError, TrainingDiverged) as e: raise SystemExit(f"medvlm_train_clip: {e}")
     if rank_world()[0] == 0:
         print(f"\n{data}: {m['n_train']} train / {m['n_val']} valid pairs, {m['world_size']} process(es), global batch {m['global_bs']}, "
               f"{m['wall_s']} s, {m['samples_per_s']} pairs/s\n" + '\n'.join(map(data_wait_line, m['data_wait'])) + "\nfinal:\n"

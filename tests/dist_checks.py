@@ -11,6 +11,7 @@ from fastai.torch_core import set_seed
 from medvlm.clip import CLIPOutput, ContrastiveLoss, contrastive_loss, caption_groups, build_clip, save_clip
 from medvlm.retrieval import RetrievalCallback
 from medvlm.train import clip_learner, replay_dls
+from medvlm.fastai_fixes import distributed_dl_on_cpu
 from medvlm.distributed import init_distributed, rank_world, gather_objects, gather_rows, data_parallel, exit_distributed
 from medvlm.dls import ImageTextDataLoaders
 from medvlm.synthetic import synthetic_pairs
@@ -29,14 +30,19 @@ def reference_loss(img, txt, ids, scale, label_smoothing):
     loss.backward()
     return loss.item(), img.grad, txt.grad, scale.grad.item()
 
+def device() -> torch.device:
+    "This rank's device: a GPU under NCCL (the GPU check), the CPU under gloo."
+    return init_distributed().device
+
 def check_loss(local_loss):
-    "Each rank's half of the global batch through `ContrastiveLoss`; gradients averaged over ranks as DDP does."
+    "Each rank's half of the global batch through `ContrastiveLoss` on its device; gradients averaged over ranks as DDP does."
     rank, world = rank_world()
     img, txt, ids = features()
-    b = len(img) // world
+    b, dev = len(img) // world, device()
     rows = slice(rank * b, (rank + 1) * b)
-    li, lt, scale = img[rows].clone().requires_grad_(), txt[rows].clone().requires_grad_(), torch.tensor(10., requires_grad=True)
-    lids, mask = ids[rows], torch.ones_like(ids[rows])
+    li, lt = img[rows].to(dev).requires_grad_(), txt[rows].to(dev).requires_grad_()
+    scale = torch.tensor(10., device=dev, requires_grad=True)
+    lids = ids[rows].to(dev); mask = torch.ones_like(lids)
     if rank == 1: lids, mask = F.pad(lids, (0, 3)), F.pad(mask, (0, 3))  # this rank's batch padded wider
     loss = ContrastiveLoss(label_smoothing=0.1, local_loss=local_loss)(CLIPOutput(li, lt, scale, lids, mask))
     loss.backward()
@@ -45,13 +51,14 @@ def check_loss(local_loss):
     ref_loss, ref_img, ref_txt, ref_scale = reference_loss(img, txt, ids, torch.tensor(10.), 0.1)
     losses = gather_objects([loss.item()])
     return dict(loss=sum(losses) / world if local_loss else losses[0], losses=losses, ref_loss=ref_loss,
-                grad_err=(gather_rows(grads) - torch.cat([ref_img, ref_txt], 1)).abs().max().item(),
+                grad_err=(gather_rows(grads).cpu() - torch.cat([ref_img, ref_txt], 1)).abs().max().item(),
                 scale_grad=scale_grad.item(), ref_scale_grad=ref_scale)
 
 def all_valid_dls(n, bs, seed):
     "DataLoaders of `n` synthetic pairs, every one in the (unshuffled, unaugmented) validation split."
     ds = synthetic_pairs(n, size=64, seed=seed)
-    return ImageTextDataLoaders.from_dataset(ds, build_clip('tiny')[1], {r.id: 'valid' for r in ds.records}, 64, bs, num_workers=0, augment=False)
+    return ImageTextDataLoaders.from_dataset(ds, build_clip('tiny')[1], {r.id: 'valid' for r in ds.records}, 64, bs, num_workers=0, augment=False,
+                                            device=device())
 
 def valid_dls(n=37, bs=8):
     "37 pairs at bs 8 give uneven shards over 2 ranks."
@@ -78,7 +85,7 @@ def global_batches(k=3, bs=16):
 def steps_learner(items, tok):
     "A CLIP Learner that replays `items` (ready batches) in order, one step each, without validation."
     set_seed(0)
-    return clip_learner(replay_dls(items, 'cpu', tok), build_clip('tiny')[0], lr=1e-3, precision='fp32', zero_shot=False, cbs=[NoValidation()])
+    return clip_learner(replay_dls(items, device(), tok), build_clip('tiny')[0], lr=1e-3, precision='fp32', zero_shot=False, cbs=[NoValidation()])
 
 def rank_items(batches, rank, world):
     "This rank's share of each global batch, in order (what each process sees under data parallelism)."
@@ -99,8 +106,9 @@ def check_sampler():
     rank, _ = rank_world()
     dl = DataLoader(list(range(20)), bs=5, shuffle=True, drop_last=True)
     dl.rng.seed(100 + rank)  # different local seeds: the broadcast makes them irrelevant
-    ddl = DistributedDL(dl)
-    return gather_objects([[[int(x) for b in ddl for x in b] for _ in range(2)]])
+    with distributed_dl_on_cpu():  # what `data_parallel` runs fastai's DistributedDL in
+        ddl = DistributedDL(dl)
+        return gather_objects([[[int(x) for b in ddl for x in b] for _ in range(2)]])
 
 def main(out):
     out = Path(out)

@@ -4,11 +4,12 @@ from collections import Counter
 from pathlib import Path
 import numpy as np
 import pytest
+import medvlm.audit
 from PIL import Image
 from conftest import run_cli
 from medvlm.test_utils import plant_faults, writable_copy
 from medvlm.data import load, write_rocov2_zenodo, write_hf_parquet
-from medvlm.audit import audit
+from medvlm.audit import audit, write_audit, read_splits
 
 def test_help():
     res = run_cli('medvlm_audit', '--help')
@@ -87,3 +88,42 @@ def test_hub_name_offline():
     "A hub dataset name is fetched with huggingface_hub; offline, the error says what to do instead."
     res = run_cli('medvlm_audit', 'eltorio/ROCOv2-radiology', check=False)
     assert res.returncode != 0 and "Could not fetch dataset 'eltorio/ROCOv2-radiology'" in res.stderr and 'local folder' in res.stderr
+
+def test_text_only_reports(shared_data, tmp_path):
+    "A dataset without images (IU X-ray reports) writes all its outputs, and says the image grid was skipped."
+    res = run_cli('medvlm_audit', 'iu-xray-reports', '--out', tmp_path/'out')
+    rep = json.loads((tmp_path/'out'/'audit.json').read_text())
+    assert (rep['n_pairs'], rep['n_without_image'], rep['split_source']) == (3851, 3851, 'hashed')
+    assert sorted(p.name for p in (tmp_path/'out').iterdir()) == ['audit.json', 'long_tail.png', 'modality.png', 'splits.csv', 'text_lengths.png']
+    assert 'grid.png skipped: iu-xray-reports has no usable image' in res.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ['out']
+
+def test_write_audit_all_or_nothing(tmp_path, monkeypatch):
+    "A plot that fails leaves `out` as it was (an earlier run's files untouched, nothing new) and no temporary folder."
+    ds = load('synthetic:16')
+    rep = audit(ds, progress=False)
+    out = write_audit(rep, ds, tmp_path/'out')
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    def broken(ds, ax=None): raise RuntimeError('plotting failed')
+    monkeypatch.setattr(medvlm.audit, 'plot_long_tail', broken)
+    with pytest.raises(RuntimeError, match='plotting failed'): write_audit(dict(rep, name='a second run'), ds, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(RuntimeError): write_audit(rep, ds, tmp_path/'new')
+    assert [p.name for p in tmp_path.iterdir()] == ['out']
+
+def test_folder_named_synthetic(roco_dir, tmp_path):
+    "A folder called synthetic_roco is read as the folder it is, not taken for the synthetic spec."
+    copy = tmp_path/'synthetic_roco'; (copy/'images').mkdir(parents=True)
+    rows = (roco_dir/'captions.csv').read_text().splitlines(keepends=True)
+    (copy/'captions.csv').write_text(''.join(rows[:1] + rows[1:6]))
+    ids = [l.split(',', 1)[0] for l in rows[1:6]]
+    for i in ids: shutil.copyfile(roco_dir/'images'/f'{i}.jpg', copy/'images'/f'{i}.jpg')
+    run_cli('medvlm_audit', 'synthetic_roco', '--out', 'out', cwd=tmp_path)
+    rep = json.loads((tmp_path/'out'/'audit.json').read_text())
+    assert (rep['name'], rep['n_pairs'], rep['n_problems'], rep['image_modes'] != {}) == ('synthetic_roco', 5, 0, True)
+    assert sorted(read_splits(tmp_path/'out'/'splits.csv')) == sorted(ids)
+
+def test_vqa_rad_carved_valid(shared_data):
+    "The summary says where VQA-RAD's valid split came from."
+    res = run_cli('medvlm_audit', 'vqa-rad')
+    assert 'splits (dataset, valid carved from train by image) train 2986 | valid 78 | test 451' in res.stdout

@@ -2,7 +2,7 @@
 from collections import Counter
 import albumentations as A
 import pytest, torch
-from medvlm.audit import audit
+from medvlm.audit import split_assignments
 from medvlm.augment import PRESETS, Augment, laterality_kept, modality_table, preset
 from medvlm.data import load
 from medvlm.dls import ImageTextDataLoaders, VQADataLoaders
@@ -27,7 +27,7 @@ def _first_batches(ds, cls, assignments, num_workers, seed=0, epochs=2):
 def test_real_data_seeded_workers(shared_data, name, cls):
     "On real figures, two workers give the main process's augmented batches, epoch by epoch; each epoch draws afresh."
     ds = load(name)
-    split = audit(ds, progress=False)['assignments']
+    split = split_assignments(ds)
     main, workers = _first_batches(ds, cls, split, 0), _first_batches(ds, cls, split, 2)
     for a, b in zip(main, workers): assert torch.equal(a, b)
     assert not torch.equal(main[0], main[1])

@@ -2,7 +2,7 @@
 import json
 from conftest import run_cli
 from medvlm.data import load, image_bytes, TarMember
-from medvlm.audit import audit, write_splits
+from medvlm.audit import audit, split_assignments, write_splits
 from medvlm.dls import ImageTextDataLoaders
 
 def test_help():
@@ -22,7 +22,7 @@ def test_synthetic(tmp_path):
 def test_real_roco(roco_dir, tmp_path):
     "ROCO with a split from `splits.csv`: every pair round-trips, and the training DataLoader batches straight from the tars."
     roco = load(roco_dir)
-    assignments = audit(roco, images=False, progress=False)['assignments']  # the split only: the CLI's own audit is tested on synthetic
+    assignments = split_assignments(roco)  # the split only: the CLI's own audit is tested on synthetic
     write_splits(assignments, tmp_path/'splits.csv')
     res = run_cli('medvlm_make_shards', '--data', roco_dir, '--out', tmp_path/'r', '--maxcount', 400, '--splits', tmp_path/'splits.csv')
     assert 'skipped         0' in res.stdout
