@@ -15,8 +15,8 @@ from PIL import Image
 # %% auto #0
 __all__ = ['ROCOV2_SPLITS', 'LAYOUTS', 'Pair', 'VQAItem', 'Problem', 'Dataset', 'data_root', 'minilm_path', 'read_rocov2',
            'read_hf_parquet', 'read_hub', 'read_roco_v1', 'norm_modality', 'read_vqa_rad', 'read_slake',
-           'read_iu_reports', 'read_r2gen_annotation', 'TarMember', 'index_tar', 'read_shards', 'detect_layout', 'load',
-           'image_bytes', 'check_image', 'read_image', 'write_rocov2_zenodo', 'write_hf_parquet']
+           'read_iu_reports', 'read_r2gen_annotation', 'TarMember', 'index_tar', 'read_shards', 'detect_layout',
+           'combine', 'load', 'image_bytes', 'check_image', 'read_image', 'write_rocov2_zenodo', 'write_hf_parquet']
 
 # %% ../nbs/00_data.ipynb #5bb2e82e
 @dataclass
@@ -405,11 +405,23 @@ def _synthetic(spec: str) -> Dataset:
     return synthetic_vqa(n) if kind == '-vqa' else synthetic_pairs(n, report=kind == '-reports')
 
 # %% ../nbs/00_data.ipynb #2dfcab47
+def combine(parts: list, name: str=None) -> Dataset:
+    "Several datasets of one kind as one; a record id in two of them is an error (it would be one record twice, or two under one name)."
+    kinds = {d.kind for d in parts}
+    if len(kinds) > 1: raise ValueError(f"cannot combine datasets of different kinds: {', '.join(f'{d.name} ({d.kind})' for d in parts)}")
+    seen = {}
+    for d in parts:
+        for r in d.records:
+            if r.id in seen: raise ValueError(f"record id {r.id!r} is in both {seen[r.id]} and {d.name}: combine datasets with distinct ids")
+            seen[r.id] = d.name
+    return Dataset(name or '+'.join(d.name for d in parts), kinds.pop(), [r for d in parts for r in d.records], [p for d in parts for p in d.problems])
+
 def load(spec: str) -> Dataset:
-    "Load the dataset a spec names: a folder (layout detected), a name in `data_root()`, `synthetic[:N]`, or a hub name."
+    "Load the dataset a spec names: a folder (layout detected), a name in `data_root()`, `synthetic[:N]`, a hub name, or several joined by `+`."
     spec = str(spec)
     path, root = Path(spec).expanduser(), data_root()
     if not path.exists() and root is not None and (root/spec).exists(): path = root/spec
+    if not path.exists() and '+' in spec: return combine([load(s) for s in spec.split('+')], spec)
     if path.exists():
         if path.is_file() and path.name.endswith('.json'): return read_r2gen_annotation(path)
         return detect_layout(path)[1](path)

@@ -16,7 +16,7 @@ from .clip import CLIPOutput, caption_keys
 
 # %% auto #0
 __all__ = ['RETRIEVAL_KEYS', 'MODALITY_PROMPTS', 'first_correct_rank', 'retrieval_metrics', 'zero_shot_modality',
-           'RetrievalCallback', 'chance_recall', 'retrieval_table']
+           'RetrievalCallback', 'chance_recall', 'chance_floor', 'retrieval_table']
 
 # %% ../nbs/02a_retrieval.ipynb #a05b5bb0
 def first_correct_rank(sims, correct) -> torch.Tensor:
@@ -107,6 +107,12 @@ def chance_recall(n_val) -> dict:
     "Recall@1/5/10 a random ranking reaches on `n_val` candidates."
     return {f'r{k}': min(k / n_val, 1.) for k in (1, 5, 10)}
 
+def chance_floor(n_val, z=3.) -> float:
+    "The mean recall a random ranking of `n_val` pairs stays below with near certainty: its expectation plus `z` standard deviations."
+    p1, p5, p10 = chance_recall(n_val).values()
+    mean = (p1 + p5 + p10) / 3
+    sq = (9 * p1 + 4 * (p5 - p1) + (p10 - p5)) / 9  # E[v^2] per query, v = (1[r<=1] + 1[r<=5] + 1[r<=10]) / 3, ranks uniform
+    return mean + z * ((sq - mean ** 2) / n_val) ** .5  # the two directions move together (one similarity matrix)
 
 # %% ../nbs/02a_retrieval.ipynb #c28e5011
 def retrieval_table(metrics: dict, chance: dict=None) -> str:

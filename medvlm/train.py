@@ -6,11 +6,11 @@ Docs: https://medvlm.github.io/medvlm/train.html.md"""
 
 # %% ../nbs/02b_train.ipynb #80ac4f3d
 from __future__ import annotations
-import contextlib, dataclasses, io, json, math, os, tempfile, time
+import contextlib, dataclasses, io, json, math, os, sys, tempfile, time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-import numpy as np, torch
+import numpy as np, torch, torch.nn as nn
 import matplotlib.pyplot as plt
 from fastcore.foundation import L
 from fastcore.script import call_parse, store_true
@@ -30,16 +30,16 @@ from .distributed import (rank_world, bare_model, has_batchnorm, init_distribute
                                 data_wait_line, exit_distributed)
 from .clip import (MedCLIP, CLIPOutput, build_clip, save_clip, load_clip, _replace_dir,
                          CaptionGroups, ContrastiveLoss, CriticalFindings)
-from .retrieval import RetrievalCallback, retrieval_table, chance_recall
+from .retrieval import RetrievalCallback, retrieval_table, chance_recall, chance_floor
 from .fastai_fixes import wandb_config_copied
 
 # %% auto #0
 __all__ = ['SPLITS', 'Autocast', 'cpu_has_bf16', 'auto_precision', 'precision_cbs', 'NoDecay', 'FreezeBatchNorm',
-           'ContrastiveAccumulation', 'TrainConfig', 'clip_splitter', 'set_grad_checkpointing', 'StopOnNaN',
-           'clip_learner', 'SaveBestCLIP', 'epoch_skipped', 'EarlyStopCLIP', 'save_checkpoint', 'load_checkpoint',
-           'CheckpointCallback', 'WandbCLIP', 'wandb_init', 'attention_rollout', 'AttentionMapsCallback',
-           'TrainingDiverged', 'train_clip', 'run_splits', 'eval_clip', 'replay_dls', 'medvlm_eval_clip',
-           'medvlm_train_clip']
+           'ContrastiveAccumulation', 'tower_layers', 'lock_tower', 'LockedEval', 'TrainConfig', 'clip_splitter',
+           'set_grad_checkpointing', 'StopOnNaN', 'clip_learner', 'SaveBestCLIP', 'epoch_skipped', 'EarlyStopCLIP',
+           'save_checkpoint', 'load_checkpoint', 'CheckpointCallback', 'WandbCLIP', 'wandb_init', 'attention_rollout',
+           'AttentionMapsCallback', 'pretrained_towers', 'group_lrs', 'did_not_learn_message', 'TrainingDiverged',
+           'train_clip', 'run_splits', 'eval_clip', 'replay_dls', 'medvlm_eval_clip', 'medvlm_train_clip']
 
 # %% ../nbs/02b_train.ipynb #b27c604b
 class Autocast(MixedPrecision):
@@ -146,6 +146,36 @@ class ContrastiveAccumulation(Callback):
         self.opt.zero_grad()
         raise CancelBatchException()
 
+# %% ../nbs/02b_train.ipynb #42bcb014
+def tower_layers(tower: nn.Module) -> list:
+    "A tower's parameters in groups from input to output: stem, each layer (block or stage), the final norm and pooler with the top one."
+    if hasattr(tower, 'group_matcher'):  # timm
+        from timm.models import group_parameters
+        groups, by_name = group_parameters(tower, tower.group_matcher(coarse=True)), dict(tower.named_parameters())
+        return [[by_name[n] for n in groups[k]] for k in sorted(groups)]
+    stack = max((m for m in tower.modules() if isinstance(m, nn.ModuleList)), key=len)  # a Hugging Face encoder's layers
+    layer_of, groups, current = {id(p): i + 1 for i, l in enumerate(stack) for p in l.parameters()}, [[]], 0
+    for p in tower.parameters():
+        current = layer_of.get(id(p), current)
+        groups += [[] for _ in range(current + 1 - len(groups))]
+        groups[current].append(p)
+    return groups
+
+def lock_tower(tower: nn.Module, unlock_top=0) -> nn.Module:
+    "Freeze `tower` except its top `unlock_top` layer groups (`tower_layers`)."
+    groups = tower_layers(tower)
+    for i, g in enumerate(groups):
+        for p in g: p.requires_grad_(unlock_top > 0 and i >= len(groups) - unlock_top)
+    return tower
+
+class LockedEval(Callback):
+    "Run every fully locked tower of a `MedCLIP` in evaluation mode while training (no dropout, no batch-norm updates), as LiT does."
+    order = 0  # after fastai's `TrainEvalCallback` has put the model in training mode
+    def before_train(self):
+        m = bare_model(self.model)
+        for tower in (m.vision, m.text):
+            if not any(p.requires_grad for p in tower.parameters()): tower.eval()
+
 # %% ../nbs/02b_train.ipynb #02157a20
 @dataclass
 class TrainConfig:
@@ -158,6 +188,10 @@ class TrainConfig:
     epochs: int = 20 # epochs of the one-cycle cosine schedule
     bs: int = 64 # batch size per process
     lr: float = 5e-3 # peak learning rate
+    pretrained_lr: float = None # peak learning rate of a pretrained tower (default: lr / 10)
+    lock_text: bool = False # freeze the text tower (LiT with the pretrained tower on the text side)
+    lock_image: bool = False # freeze the image tower
+    unlock_top: int = 0 # with a locked tower: train its top N layers all the same (its final norm goes with them)
     wd: float = 0.1 # decoupled weight decay (not on biases, norms or the temperature)
     accum: int = 1 # micro-batches per batch (exact contrastive gradient accumulation)
     freeze_bn: bool = False # batch norm in evaluation mode (needed for exact accumulation with batch norm)
@@ -205,21 +239,30 @@ def clip_learner(dls, model: MedCLIP, # DataLoaders from `ImageTextDataLoaders` 
                  loss_func=None, # a `ContrastiveLoss` (default: plain grouped InfoNCE)
                  grad_checkpointing=_D.grad_checkpointing, # recompute activations to save memory
                  freeze_bn=_D.freeze_bn, # batch norm in evaluation mode while training
+                 lock_text=_D.lock_text, lock_image=_D.lock_image, # freeze a tower (LiT)
+                 unlock_top=_D.unlock_top, # with a locked tower: train its top N layers all the same
                  zero_shot=True, # also report zero-shot modality accuracy
                  cbs=None, **kwargs) -> Learner:
     "A fastai Learner for contrastive image-text training, validated by retrieval; stops when the loss is not finite."
     if grad_checkpointing: set_grad_checkpointing(model)
+    for tower, locked in ((model.text, lock_text), (model.vision, lock_image)):
+        if locked: lock_tower(tower, unlock_top)
     retrieval = RetrievalCallback(zero_shot=zero_shot)
     cbs = [CaptionGroups(), NoDecay(), retrieval, StopOnNaN(), *precision_cbs(precision, dls.device),
-           *([FreezeBatchNorm()] if freeze_bn else []), *([ContrastiveAccumulation(accum)] if accum > 1 else []), *(cbs or [])]
+           *([FreezeBatchNorm()] if freeze_bn else []), *([LockedEval()] if lock_text or lock_image else []), *([ContrastiveAccumulation(accum)] if accum > 1 else []), *(cbs or [])]
     return Learner(dls, model, loss_func=loss_func or ContrastiveLoss(), opt_func=partial(Adam, sqr_mom=0.98, eps=1e-6),
                    lr=lr, wd=wd, splitter=clip_splitter, metrics=retrieval.metrics, cbs=cbs, **kwargs)
 
 # %% ../nbs/02b_train.ipynb #6b9b2ed0
 class SaveBestCLIP(SaveModelCallback):
-    "Save the model folder whenever `mean_recall` improves (safetensors, atomically, rank 0 only); reload the best at the end if `reload`."
-    def __init__(self, path, monitor='mean_recall', fname='best', reload=True, **kwargs):
-        super().__init__(monitor=monitor, comp=np.greater, fname=fname, **kwargs); self.dest, self.reload = Path(path), reload
+    "Save the model folder whenever `mean_recall` improves on its best and on `floor` (safetensors, atomically, rank 0 only); reload the best at the end if `reload`."
+    def __init__(self, path, monitor='mean_recall', fname='best', reload=True,
+                 floor=-np.inf, # a model must beat this to be saved at all (`chance_floor`: a chance-level model is never "best")
+                 **kwargs):
+        super().__init__(monitor=monitor, comp=np.greater, fname=fname, **kwargs); self.dest, self.reload, self.floor = Path(path), reload, floor
+    def before_fit(self):
+        super().before_fit()
+        self.best = max(self.best, self.floor)
     def _save(self, name):
         self.last_saved_path = self.dest/name
         if rank_world()[0] == 0: save_clip(bare_model(self.learn.model), self.dls.tokenizer, self.dest/name)
@@ -374,6 +417,22 @@ def _check_trainable(assignments, n_train, n_val, bs, world):
         raise ValueError(f"{n_train} training pairs for a global batch of {bs * world}: fastai drops the incomplete batch, "
                          f"so no optimiser step would run; lower --bs to at most {max(1, n_train // world)}")
 
+def pretrained_towers(model, text_model, image_model, random_init_text) -> tuple:
+    "(image, text): which towers `build_clip` loads with trained weights (hub or folder CLIP, HF text encoder); timm towers start from scratch here."
+    text = not random_init_text and (bool(text_model) or model != 'tiny')
+    return model != 'tiny' and not image_model, text
+
+def group_lrs(lr, pretrained_lr, pretrained: tuple) -> np.ndarray:
+    "Peak learning rates of the splitter's groups (image tower, text tower, projections): `pretrained_lr` (lr / 10) for pretrained towers."
+    low = lr / 10 if pretrained_lr is None else pretrained_lr
+    return np.array([low if pretrained[0] else lr, low if pretrained[1] else lr, lr])
+
+def did_not_learn_message(m) -> str:
+    "What to say, and what to try, when no epoch beat chance."
+    return (f"medvlm_train_clip: the model did not learn: no epoch's validation mean recall beat {m['floor']:.3f} (chance plus 3 SD on "
+            f"{m['n_val']} pairs; final {m['final'].get('mean_recall', float('nan')):.3f}), so no best/ model was saved. Try a lower --lr, "
+            "--lock-text with a pretrained text tower, more --epochs, a larger --image-size, or more data (spec1+spec2).")
+
 class TrainingDiverged(RuntimeError):
     "Training produced a loss or metrics that are not finite; no best model was saved."
 
@@ -403,8 +462,10 @@ def _run_metrics(learn, cfg, wall, start_epoch, world, wait) -> dict:
     stopped_at = learn.cbs.filter(lambda c: isinstance(c, StopOnNaN))[0].stopped_at
     diverged = stopped_at is not None or not all(map(_finite, hist)) or not hist
     done = max(1, len(hist) - start_epoch)
-    finite = [dict(h, epoch=i) for i, h in enumerate(hist) if _finite(h)]
-    return dict(status='diverged' if diverged else 'ok', diverged_at=stopped_at, best=max(finite, key=lambda h: h['mean_recall'], default=None),
+    floor = chance_floor(len(dls.valid_ds))
+    learned = [dict(h, epoch=i) for i, h in enumerate(hist) if _finite(h) and h['mean_recall'] > floor]
+    status = 'diverged' if diverged else 'ok' if learned else 'did_not_learn'
+    return dict(status=status, diverged_at=stopped_at, floor=floor, best=max(learned, key=lambda h: h['mean_recall'], default=None),
                 final=final, n_val=len(dls.valid_ds), n_train=len(dls.train_ds), epochs=len(hist), resumed_at=start_epoch or None,
                 wall_s=round(wall, 1), samples_per_s=round(len(dls.train_ds) * done / wall, 1), world_size=world,
                 global_bs=cfg.bs * world, data_wait=wait.history, chance=chance_recall(len(dls.valid_ds)),
@@ -412,7 +473,8 @@ def _run_metrics(learn, cfg, wall, start_epoch, world, wait) -> dict:
 
 # %% ../nbs/02b_train.ipynb #256774d0
 def train_clip(data=_D.data, model=_D.model, text_model=_D.text_model, image_model=_D.image_model, random_init_text=_D.random_init_text,
-               epochs=_D.epochs, bs=_D.bs, lr=_D.lr, wd=_D.wd, accum=_D.accum, freeze_bn=_D.freeze_bn, image_size=_D.image_size,
+               epochs=_D.epochs, bs=_D.bs, lr=_D.lr, pretrained_lr=_D.pretrained_lr, lock_text=_D.lock_text,
+               lock_image=_D.lock_image, unlock_top=_D.unlock_top, wd=_D.wd, accum=_D.accum, freeze_bn=_D.freeze_bn, image_size=_D.image_size,
                max_len=_D.max_len, precision=_D.precision, label_smoothing=_D.label_smoothing, margin=_D.margin,
                early_stop=_D.early_stop, grad_checkpointing=_D.grad_checkpointing, local_loss=_D.local_loss,
                num_workers=_D.num_workers, seed=_D.seed, wandb=_D.wandb, out=_D.out, resume=_D.resume,
@@ -434,10 +496,12 @@ def train_clip(data=_D.data, model=_D.model, text_model=_D.text_model, image_mod
     dls = ImageTextDataLoaders.from_dataset(ds, tok, split, _image_size(m), bs, max_len, num_workers=num_workers, seed=seed, device=state.device)
     _check_trainable(split, len(dls.train_ds), len(dls.valid_ds), bs, world)
     loss = ContrastiveLoss(label_smoothing, margin, CriticalFindings(tok) if margin else None, local_loss)
-    cbs = [SaveBestCLIP(out, reload=False), AttentionMapsCallback(), wait := DataWaitCallback(), ckpt := CheckpointCallback(out/'last'), *(cbs or [])]
+    cbs = [SaveBestCLIP(out, reload=False, floor=chance_floor(len(dls.valid_ds))), AttentionMapsCallback(), wait := DataWaitCallback(), ckpt := CheckpointCallback(out/'last'), *(cbs or [])]
     cbs += [EarlyStopCLIP(early_stop)] if early_stop else []
     wandb = wandb and main  # one W&B run, from rank 0
-    learn = clip_learner(dls, m, lr, wd, precision, accum, loss, grad_checkpointing, freeze_bn, cbs=cbs + ([WandbCLIP()] if wandb else []))
+    learn = clip_learner(dls, m, lr, wd, precision, accum, loss, grad_checkpointing, freeze_bn, lock_text, lock_image, unlock_top,
+                         cbs=cbs + ([WandbCLIP()] if wandb else []))
+    lrs = group_lrs(lr, pretrained_lr, pretrained_towers(model, text_model, image_model, random_init_text))
     run = wandb_init(dict(dataclasses.asdict(cfg), world_size=world)) if wandb else None
     start_epoch = 0
     if resume and (out/'last'/'trainer.json').exists():
@@ -445,7 +509,7 @@ def train_clip(data=_D.data, model=_D.model, text_model=_D.text_model, image_mod
         start_epoch = ckpt.resumed['epoch'] + 1
     start = time.time()
     try:
-        with data_parallel(learn): learn.fit_one_cycle(epochs, lr, start_epoch=start_epoch)
+        with data_parallel(learn): learn.fit_one_cycle(epochs, lrs, start_epoch=start_epoch)
     finally:
         if run is not None: run.finish()
     metrics = _run_metrics(learn, cfg, time.time() - start, start_epoch, world, wait)
@@ -454,6 +518,7 @@ def train_clip(data=_D.data, model=_D.model, text_model=_D.text_model, image_mod
         (out/'metrics.json').write_text(json.dumps(metrics, indent=1))
         _plot_run(learn, out)
     state.wait_for_everyone()  # every rank returns after the files exist
+    if metrics['status'] == 'did_not_learn' and main: print(did_not_learn_message(metrics), file=sys.stderr)
     if metrics['status'] == 'diverged':
         kept = f"best/ keeps epoch {metrics['best']['epoch']}" if metrics['best'] else "no model was saved"
         raise TrainingDiverged(f"training diverged (a loss or metric that is not finite, epoch {metrics['diverged_at']}): {kept}; see {out/'metrics.json'}")
@@ -538,6 +603,10 @@ def medvlm_train_clip(
     epochs: int = _D.epochs, # epochs of the one-cycle cosine schedule
     bs: int = _D.bs, # batch size per process (the global batch, bs x processes, is the number of negatives per positive + 1)
     lr: float = _D.lr, # peak learning rate
+    pretrained_lr: float = _D.pretrained_lr, # peak learning rate of a pretrained tower (default: lr / 10)
+    lock_text: store_true = _D.lock_text, # freeze the text tower (LiT, with the pretrained tower on the text side)
+    lock_image: store_true = _D.lock_image, # freeze the image tower
+    unlock_top: int = _D.unlock_top, # with a locked tower: train its top N layers all the same
     wd: float = _D.wd, # decoupled weight decay (not on biases, norms or the temperature)
     accum: int = _D.accum, # micro-batches per batch (exact contrastive gradient accumulation)
     freeze_bn: store_true = _D.freeze_bn, # batch norm in evaluation mode (accumulation with a batch-norm tower needs it)
@@ -563,5 +632,6 @@ def medvlm_train_clip(
     if rank_world()[0] == 0:
         print(f"\n{data}: {m['n_train']} train / {m['n_val']} valid pairs, {m['world_size']} process(es), global batch {m['global_bs']}, "
               f"{m['wall_s']} s, {m['samples_per_s']} pairs/s\n" + '\n'.join(map(data_wait_line, m['data_wait'])) + "\nfinal:\n"
-              + retrieval_table(m['final'], m['chance']) + f"\nbest (mean recall {m['best']['mean_recall']:.3f}) saved in {out}/best")
+              + retrieval_table(m['final'], m['chance'])
+              + (f"\nbest (epoch {m['best']['epoch']}, mean recall {m['best']['mean_recall']:.3f}) saved in {out}/best" if m['best'] else ''))
     exit_distributed()

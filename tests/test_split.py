@@ -96,3 +96,9 @@ def test_vqa_checked_once(check_calls):
     audit(ds, progress=False); split_assignments(ds)
     VQADataLoaders.from_dataset(ds, size=32, bs=8, num_workers=0).one_batch()
     assert len(ds) == 48 and len(check_calls) == 12 and set(check_calls.values()) == {1}
+
+def test_union_keeps_each_part_split(shared_data):
+    "`a+b` is one dataset of both parts, and each record keeps the split it has in its own part (the split hangs on the id)."
+    alone = {**split_assignments(load('roco-ccby-1000')), **split_assignments(load('roco-ccby-extra'))}
+    union = load('roco-ccby-1000+roco-ccby-extra')
+    assert len(union) == 2024 and split_assignments(union) == alone
