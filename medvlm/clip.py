@@ -20,8 +20,8 @@ from .distributed import rank_world, gather_with_grad, gather_rows
 # %% auto #0
 __all__ = ['LOGIT_SCALE_MAX', 'CRITICAL_TERMS', 'NEGATIONS', 'POST_NEGATIONS', 'SCOPE_ENDS', 'CLIPOutput', 'MedCLIP', 'from_clip',
            'tiny_clip_config', 'clip_tiny', 'hf_text_tower', 'timm_image_tower', 'swap_text', 'swap_image',
-           'as_clip_model', 'save_clip', 'load_clip', 'build_clip', 'caption_groups', 'caption_keys',
-           'contrastive_loss', 'CriticalFindings', 'CaptionGroups', 'ContrastiveLoss']
+           'add_concept_head', 'as_clip_model', 'save_clip', 'load_clip', 'build_clip', 'caption_groups',
+           'caption_keys', 'contrastive_loss', 'CriticalFindings', 'CaptionGroups', 'ContrastiveLoss']
 
 # %% ../nbs/02_clip.ipynb #85b642bc
 LOGIT_SCALE_MAX = 100.  # CLIP clamps exp(logit_scale) here
@@ -34,8 +34,11 @@ class CLIPOutput:
     logit_scale: torch.Tensor  # () = exp(learned log-scale), clamped
     input_ids: torch.Tensor  # (B, T)
     attention_mask: torch.Tensor = None  # (B, T); tells padding from tokens when captions are compared across batches
+    concepts: torch.Tensor = None  # (B, K) concept logits, when the model has a concept head (`add_concept_head`)
 
 # %% ../nbs/02_clip.ipynb #785faecf
+def _unit(x): return F.normalize(x.float(), dim=-1)  # embeddings in fp32 whatever the autocast
+
 def _mean_pool(hidden, mask):
     "Mean of the token states where `mask` is 1 (how sentence encoders like MiniLM pool)."
     m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
@@ -43,10 +46,12 @@ def _mean_pool(hidden, mask):
 
 class MedCLIP(nn.Module):
     "An image tower and a text tower projected into one space, with a learnable temperature."
-    def __init__(self, vision, text, vision_proj, text_proj, spec: dict, logit_scale_init=math.log(1 / 0.07)):
+    def __init__(self, vision, text, vision_proj, text_proj, spec: dict, logit_scale_init=math.log(1 / 0.07),
+                 concept_head=None): # optional: pooled image features -> concept logits (`add_concept_head`)
         super().__init__()
         self.vision, self.text, self.vision_proj, self.text_proj, self.spec = vision, text, vision_proj, text_proj, spec
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+        self.concept_head = concept_head
 
     def image_features(self, pixel_values):
         "Pooled image-tower features (before the projection)."
@@ -58,12 +63,14 @@ class MedCLIP(nn.Module):
         out = self.text(input_ids=input_ids, attention_mask=attention_mask)
         return out.pooler_output if self.spec['text']['kind'] == 'clip' else _mean_pool(out.last_hidden_state, attention_mask)
 
-    def encode_image(self, pixel_values): return F.normalize(self.vision_proj(self.image_features(pixel_values)).float(), dim=-1)
-    def encode_text(self, input_ids, attention_mask): return F.normalize(self.text_proj(self.text_features(input_ids, attention_mask)).float(), dim=-1)
+    def encode_image(self, pixel_values): return _unit(self.vision_proj(self.image_features(pixel_values)))
+    def encode_text(self, input_ids, attention_mask): return _unit(self.text_proj(self.text_features(input_ids, attention_mask)))
 
     def forward(self, pixel_values, input_ids, attention_mask) -> CLIPOutput:
-        return CLIPOutput(self.encode_image(pixel_values), self.encode_text(input_ids, attention_mask),
-                          self.logit_scale.exp().clamp(max=LOGIT_SCALE_MAX), input_ids, attention_mask)
+        feats = self.image_features(pixel_values)  # (B, C), shared by the projection and the concept head
+        concepts = None if self.concept_head is None else self.concept_head(feats).float()
+        return CLIPOutput(_unit(self.vision_proj(feats)), self.encode_text(input_ids, attention_mask),
+                          self.logit_scale.exp().clamp(max=LOGIT_SCALE_MAX), input_ids, attention_mask, concepts)
 
 # %% ../nbs/02_clip.ipynb #fdaf6df3
 def _feature_dim(tower, kind) -> int:
@@ -134,6 +141,12 @@ def swap_image(model: MedCLIP, image_model: str, image_size=None) -> MedCLIP:
     model.spec['image_size'] = image_size or tower.pretrained_cfg['input_size'][-1]
     return model
 
+def add_concept_head(model: MedCLIP, cuis) -> MedCLIP:
+    "Give the model a linear head on its pooled image features, one logit per CUI in `cuis`; it is saved and loaded with the model."
+    model.concept_head = nn.Linear(_feature_dim(model.vision, model.spec['vision']['kind']), len(cuis))
+    model.spec['concepts'] = list(cuis)
+    return model
+
 # %% ../nbs/02_clip.ipynb #d3fd8feb
 def _is_clip(model) -> bool: return model.spec['vision']['kind'] == model.spec['text']['kind'] == 'clip'
 
@@ -159,7 +172,8 @@ def save_clip(model: MedCLIP, tokenizer, path) -> Path:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
     if _is_clip(model): as_clip_model(model).save_pretrained(tmp, safe_serialization=True)
-    else: save_model(model, str(tmp/'model.safetensors'))
+    else: save_model(model, str(tmp/'model.safetensors'))  # a concept head included
+    if _is_clip(model) and model.concept_head is not None: save_model(model.concept_head, str(tmp/'concept_head.safetensors'))
     (tmp/'medvlm.json').write_text(json.dumps(model.spec, indent=1, default=str))
     tokenizer.save_pretrained(tmp)
     _replace_dir(tmp, path)
@@ -181,10 +195,12 @@ def load_clip(path) -> tuple:
     spec = json.loads((path/'medvlm.json').read_text()) if (path/'medvlm.json').exists() else None
     if spec is None or (spec['vision']['kind'] == spec['text']['kind'] == 'clip'):
         model = from_clip(CLIPModel.from_pretrained(str(path), use_safetensors=True))
+        if spec and spec.get('concepts'): load_model(add_concept_head(model, spec['concepts']).concept_head, str(path/'concept_head.safetensors'))
     else:
         vision, text = _tower_from_spec(spec['vision'], spec['image_size']), _tower_from_spec(spec['text'])
         model = MedCLIP(vision, text, _projection(vision, spec['vision']['kind'], spec['embed_dim']),
                         _projection(text, spec['text']['kind'], spec['embed_dim']), spec)
+        if spec.get('concepts'): add_concept_head(model, spec['concepts'])
         load_model(model, str(path/'model.safetensors'))
     return model.eval(), AutoTokenizer.from_pretrained(str(path))
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
-from .clip import caption_keys
+from .clip import ContrastiveLoss, add_concept_head, caption_keys
 
 # %% auto #0
-__all__ = ['ConceptVocab', 'concept_vocab', 'multi_hot', 'ConceptHead', 'save_concept_head', 'load_concept_head', 'pos_weights',
-           'concept_loss', 'ConceptTargets', 'image_f1', 'concept_f1', 'frequency_baseline', 'best_k_baseline',
-           'predict_concepts', 'tune_threshold', 'concept_probs', 'train_concept_head', 'paired_bootstrap',
-           'evaluate_concepts']
+__all__ = ['ConceptVocab', 'concept_vocab', 'multi_hot', 'ConceptHead', 'prior_linear', 'save_concept_head', 'load_concept_head',
+           'pos_weights', 'concept_loss', 'ConceptTargets', 'ConceptAuxLoss', 'concept_supervision', 'image_f1',
+           'concept_f1', 'frequency_baseline', 'best_k_baseline', 'predict_concepts', 'tune_threshold', 'concept_probs',
+           'train_concept_head', 'paired_bootstrap', 'evaluate_concepts']
 
 # %% ../nbs/02c_concepts.ipynb #5bdae2b8
 @dataclass
@@ -83,9 +83,13 @@ class ConceptHead(nn.Module):
 @patch
 def init_prior(self: ConceptHead, freqs, eps=1e-4) -> ConceptHead:
     "Zero the output weights and set the bias to the log-odds of `freqs`: every image gets each concept's training frequency."
-    out = self.layers[-1]
-    with torch.no_grad(): out.weight.zero_(); out.bias.copy_(torch.logit(torch.as_tensor(freqs, dtype=torch.float).clamp(eps, 1 - eps)))
+    prior_linear(self.layers[-1], freqs, eps)
     return self
+
+def prior_linear(layer: nn.Linear, freqs, eps=1e-4) -> nn.Linear:
+    "Zero a linear layer's weights and set its bias to the log-odds of `freqs` (clamped to [eps, 1 - eps])."
+    with torch.no_grad(): layer.weight.zero_(); layer.bias.copy_(torch.logit(torch.as_tensor(freqs, dtype=torch.float).clamp(eps, 1 - eps)))
+    return layer
 
 # %% ../nbs/02c_concepts.ipynb #687bf635
 def _write_atomic(path: Path, write):
@@ -168,6 +172,29 @@ def __call__(self: ConceptTargets, input_ids, attention_mask) -> tuple:
     idx = torch.tensor([self.rows.get(tuple(k[k != -1].tolist()), -1) for k in keys], device=input_ids.device)
     targets, known = self[idx.clamp(min=0)]
     return targets * (idx >= 0)[:, None], known & (idx >= 0)
+
+# %% ../nbs/02c_concepts.ipynb #c724de0b
+class ConceptAuxLoss:
+    "A CLIP loss plus `weight` × the concept loss of the model's concept logits (`CLIPOutput.concepts`), with targets from the captions."
+    def __init__(self, base, # the CLIP loss, e.g. `ContrastiveLoss()`
+                 targets: ConceptTargets, weight=1., pos_weight=None): self.base, self.targets, self.weight, self.pos_weight = base, targets, weight, pos_weight
+    def __call__(self, out, *yb) -> torch.Tensor:
+        if out.concepts is None: raise ValueError("the model returns no concept logits: give it a head with `add_concept_head` (or `concept_supervision`)")
+        targets, known = self.targets(out.input_ids, out.attention_mask)
+        pw = None if self.pos_weight is None else self.pos_weight.to(out.concepts.device)
+        return self.base(out, *yb) + self.weight * concept_loss(out.concepts, targets, pw, known)
+
+def concept_supervision(model, # a `MedCLIP`, given a head here
+                        train_records, records, # the vocabulary comes from the training records; targets for all
+                        tokenizer, max_len=77, # as the DataLoaders tokenize
+                        base=None, # the CLIP loss (`ContrastiveLoss()` by default)
+                        weight=1., min_count=5, max_concepts=None) -> ConceptAuxLoss:
+    "Attach a concept head (vocabulary from `train_records`, bias at their frequencies) to `model`, and return the loss that trains it."
+    vocab = concept_vocab(train_records, min_count, max_concepts)
+    if not len(vocab): raise ValueError(f"no CUI is in {min_count} or more training records: there is nothing to supervise (lower the minimum count or set the concept weight to 0)")
+    prior_linear(add_concept_head(model, vocab.cuis).concept_head, vocab.freqs)
+    return ConceptAuxLoss(base or ContrastiveLoss(), ConceptTargets(records, vocab, tokenizer, max_len), weight)
+
 
 # %% ../nbs/02c_concepts.ipynb #1801bdd1
 def _cui_set(cuis) -> set: return {c.strip().upper() for c in cuis if c.strip()}
@@ -260,17 +287,19 @@ def paired_bootstrap(a, b, n=2000, seed=0) -> tuple:
 def evaluate_concepts(features, records, assignments, # (N, C) frozen features aligned with `records`; {id: split} from `split_assignments`
                       min_count=5, max_concepts=None, # the vocabulary (`concept_vocab`)
                       ks=range(1, 31), # the baseline's candidate k
+                      head=None, cuis=None, # a trained head and the CUIs of its outputs (a CLIP's `concept_head`): used, not fitted
                       **kwargs) -> dict: # to `train_concept_head`
     "Concept detection on frozen features, head against frequency baseline: fit on train, k and threshold on valid, F1 once on test."
     rows = {s: [i for i, r in enumerate(records) if assignments.get(r.id) == s and r.cuis] for s in ('train', 'valid', 'test')}
+    if not all(rows.values()): raise ValueError(f"concept detection needs images with CUIs in train, valid and test; found {({s: len(ix) for s, ix in rows.items()})}")
     recs = {s: [records[i] for i in ix] for s, ix in rows.items()}
     feats, true = {s: features[ix] for s, ix in rows.items()}, {s: [r.cuis for r in rs] for s, rs in recs.items()}
-    vocab = concept_vocab(recs['train'], min_count, max_concepts)
-    head = train_concept_head(feats['train'], multi_hot(recs['train'], vocab), valid=(feats['valid'], multi_hot(recs['valid'], vocab)), **kwargs)
+    vocab = concept_vocab(recs['train'], min_count, max_concepts) if head is None else list(cuis)
+    if head is None: head = train_concept_head(feats['train'], multi_hot(recs['train'], vocab), valid=(feats['valid'], multi_hot(recs['valid'], vocab)), **kwargs)
     threshold, head_valid = tune_threshold(concept_probs(head, feats['valid']), true['valid'], vocab)
     head_pred = predict_concepts(concept_probs(head, feats['test']), vocab, threshold)
     k, baseline_valid, top = best_k_baseline(recs['train'], recs['valid'], ks)
     scores = dict(head=[image_f1(p, t) for p, t in zip(head_pred, true['test'])], baseline=[image_f1(top, t) for t in true['test']])
-    return dict(n={s: len(r) for s, r in recs.items()}, n_concepts=len(vocab), best_step=head.best_step, k=k, threshold=threshold,
+    return dict(n={s: len(r) for s, r in recs.items()}, n_concepts=len(vocab), best_step=getattr(head, 'best_step', None), k=k, threshold=threshold,
                 baseline_valid=baseline_valid, head_valid=head_valid, baseline_test=sum(scores['baseline']) / len(scores['baseline']),
                 head_test=sum(scores['head']) / len(scores['head']), test_scores=scores, head=head, vocab=vocab)

@@ -14,6 +14,7 @@ import numpy as np, torch, torch.nn as nn
 import matplotlib.pyplot as plt
 from fastcore.foundation import L
 from fastcore.script import call_parse, store_true
+from fastprogress.core import IN_NOTEBOOK
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import Callback, CancelBatchException, CancelStepException, CancelFitException
 from fastai.callback.fp16 import MixedPrecision, AMPMode
@@ -23,7 +24,8 @@ from fastai.callback.wandb import WandbCallback
 from fastai.optimizer import Adam
 from fastai.torch_core import params, set_seed
 from safetensors.torch import save_file, load_file
-from .data import load, minilm_path
+from PIL import Image
+from .data import load, minilm_path, image_bytes
 from .audit import split_assignments, write_splits, read_splits
 from .dls import ImageTextDataLoaders
 from .distributed import (rank_world, bare_model, has_batchnorm, init_distributed, data_parallel, DataWaitCallback,
@@ -31,15 +33,18 @@ from .distributed import (rank_world, bare_model, has_batchnorm, init_distribute
 from .clip import (MedCLIP, CLIPOutput, build_clip, save_clip, load_clip, _replace_dir,
                          CaptionGroups, ContrastiveLoss, CriticalFindings)
 from .retrieval import RetrievalCallback, retrieval_table, chance_recall, chance_floor
+from .concepts import concept_supervision, evaluate_concepts, paired_bootstrap
 from .fastai_fixes import wandb_config_copied
 
 # %% auto #0
 __all__ = ['SPLITS', 'Autocast', 'cpu_has_bf16', 'auto_precision', 'precision_cbs', 'NoDecay', 'FreezeBatchNorm',
-           'ContrastiveAccumulation', 'tower_layers', 'lock_tower', 'LockedEval', 'TrainConfig', 'clip_splitter',
-           'set_grad_checkpointing', 'StopOnNaN', 'clip_learner', 'SaveBestCLIP', 'epoch_skipped', 'EarlyStopCLIP',
-           'save_checkpoint', 'load_checkpoint', 'CheckpointCallback', 'WandbCLIP', 'wandb_init', 'attention_rollout',
-           'AttentionMapsCallback', 'pretrained_towers', 'group_lrs', 'did_not_learn_message', 'TrainingDiverged',
-           'train_clip', 'run_splits', 'eval_clip', 'replay_dls', 'medvlm_eval_clip', 'medvlm_train_clip']
+           'ContrastiveAccumulation', 'tower_layers', 'lock_tower', 'LockedEval', 'TrainConfig', 'median_image_side',
+           'resolve_recipe', 'clip_splitter', 'set_grad_checkpointing', 'StopOnNaN', 'clip_learner', 'SaveBestCLIP',
+           'epoch_skipped', 'EarlyStopCLIP', 'save_checkpoint', 'load_checkpoint', 'CheckpointCallback', 'WandbCLIP',
+           'wandb_init', 'attention_rollout', 'AttentionMapsCallback', 'pretrained_towers', 'group_lrs',
+           'did_not_learn_message', 'TrainingDiverged', 'train_clip', 'run_splits', 'retrieval_on', 'image_features_of',
+           'concept_metrics', 'held_out_metrics', 'eval_clip', 'replay_dls', 'read_config', 'given_options',
+           'concept_line', 'run_summary', 'medvlm_eval_clip', 'medvlm_train_clip']
 
 # %% ../nbs/02b_train.ipynb #b27c604b
 class Autocast(MixedPrecision):
@@ -102,6 +107,12 @@ class FreezeBatchNorm(Callback):
         for m in self.model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm): m.eval()
 
+def _spliced(outs, live, j, field):
+    "The whole batch's `field` (e.g. 'image'), with micro-batch `j` from the live pass (with gradients) and the rest from the cache."
+    if getattr(live, field) is None: return None
+    parts = [getattr(o, field) for o in outs]
+    return torch.cat(parts[:j] + [getattr(live, field)] + parts[j + 1:])
+
 class ContrastiveAccumulation(Callback):
     "Split each training batch into `n` micro-batches and accumulate exact full-batch contrastive gradients (GradCache)."
     order = CaptionGroups.order + 10  # after the targets and autocast are set up
@@ -131,13 +142,12 @@ class ContrastiveAccumulation(Callback):
         if not self.training or self.n <= 1: return
         chunks = list(zip(*(x.tensor_split(self.n) for x in self.xb)))
         states, outs = self._cached(chunks)
-        img, txt = [o.image for o in outs], [o.text for o in outs]
         ids, mask = torch.cat([o.input_ids for o in outs]), torch.cat([o.attention_mask for o in outs])
         for j, (c, state) in enumerate(zip(chunks, states)):
             _set_rng_state(state)
             live = self.model(*c)
             scale = live.logit_scale if j == 0 else live.logit_scale.detach()  # the temperature's gradient, once
-            out = CLIPOutput(torch.cat(img[:j] + [live.image] + img[j + 1:]), torch.cat(txt[:j] + [live.text] + txt[j + 1:]), scale, ids, mask)
+            out = CLIPOutput(_spliced(outs, live, j, 'image'), _spliced(outs, live, j, 'text'), scale, ids, mask, _spliced(outs, live, j, 'concepts'))
             loss = self._backward(out)
         self.learn.pred, self.learn.loss = out, loss
         self.learn('after_loss')  # the precision callback closes its autocast here
@@ -183,11 +193,11 @@ class TrainConfig:
     data: str = 'synthetic' # data spec (see `medvlm.data.load`)
     model: str = 'tiny' # 'tiny', a hub id or a model folder
     text_model: str = None # HF text encoder (id or folder) for the text tower
-    image_model: str = None # timm backbone for the image tower
+    image_model: str = None # timm backbone for the image tower; None: chosen for the data (`resolve_recipe`); 'own': the model's
     random_init_text: bool = False # same text architecture, fresh weights (the pretraining ablation)
-    epochs: int = 20 # epochs of the one-cycle cosine schedule
+    epochs: int = None # epochs of the one-cycle cosine schedule (None: by image tower)
     bs: int = 64 # batch size per process
-    lr: float = 5e-3 # peak learning rate
+    lr: float = None # peak learning rate (None: by image tower)
     pretrained_lr: float = None # peak learning rate of a pretrained tower (default: lr / 10)
     lock_text: bool = False # freeze the text tower (LiT with the pretrained tower on the text side)
     lock_image: bool = False # freeze the image tower
@@ -195,11 +205,13 @@ class TrainConfig:
     wd: float = 0.1 # decoupled weight decay (not on biases, norms or the temperature)
     accum: int = 1 # micro-batches per batch (exact contrastive gradient accumulation)
     freeze_bn: bool = False # batch norm in evaluation mode (needed for exact accumulation with batch norm)
-    image_size: int = None # input size of a timm image tower (224 when not given; CLIP towers have their own)
+    image_size: int = None # input size of a timm image tower (None: 128; CLIP towers have their own)
     max_len: int = 77 # longest caption in tokens
     precision: str = 'auto' # 'auto' (by hardware), 'fp32', 'bf16' or 'fp16'
     label_smoothing: float = 0. # label smoothing of the contrastive targets
     margin: float = 0. # additive margin on pairs whose caption names a critical finding
+    concept_weight: float = 0. # weight of the auxiliary concept loss (a head on the image tower predicting the pairs' CUIs)
+    concept_min_count: int = 5 # the concept head predicts the CUIs at least this many training pairs have
     early_stop: int = None # stop after this many epochs without a better mean recall
     grad_checkpointing: bool = False # recompute activations in the backward pass (less memory)
     local_loss: bool = False # with several processes: each computes only its rows of the loss
@@ -211,10 +223,32 @@ class TrainConfig:
 
 _D = TrainConfig()
 
+def median_image_side(ds, n=32) -> int|None:
+    "Median shorter side, in pixels, of the first `n` readable images of `ds` (image headers only; unreadable ones are the audit's business)."
+    sides = []
+    for r in ds.records:
+        if r.image is None: continue
+        try:
+            with Image.open(io.BytesIO(image_bytes(r.image))) as im: sides.append(min(im.size))
+        except (OSError, ValueError): continue
+        if len(sides) == n: break
+    return int(np.median(sides)) if sides else None
+
+def resolve_recipe(cfg: TrainConfig, ds) -> TrainConfig:
+    "`cfg` with the options left open (None) chosen for the data `ds`: image tower and size, learning rate, epochs."
+    side = median_image_side(ds) or 0
+    image_model = cfg.image_model
+    if image_model is None: image_model = 'resnet18' if cfg.model == 'tiny' and side > 64 else 'own'  # a hub CLIP keeps its pretrained tower
+    timm = image_model != 'own'
+    tiny_vit = cfg.model == 'tiny' and not timm
+    chosen = dict(image_model=image_model, image_size=128 if timm else None, lr=5e-3 if tiny_vit else 1e-3, epochs=20 if tiny_vit else 8)
+    return dataclasses.replace(cfg, **{k: v if getattr(cfg, k) is None else getattr(cfg, k) for k, v in chosen.items()})
+
 # %% ../nbs/02b_train.ipynb #e515e1a5
 def clip_splitter(model: MedCLIP) -> list:
-    "Parameter groups: image tower, text tower, projections + temperature."
-    return [params(model.vision), params(model.text), params(model.vision_proj) + params(model.text_proj) + [model.logit_scale]]
+    "Parameter groups: image tower, text tower, projections + temperature (+ a concept head)."
+    heads = [model.vision_proj, model.text_proj] + ([model.concept_head] if model.concept_head is not None else [])
+    return [params(model.vision), params(model.text), sum(map(params, heads), []) + [model.logit_scale]]
 
 def set_grad_checkpointing(model: MedCLIP, on=True) -> MedCLIP:
     "Recompute tower activations in the backward pass (less memory, more compute): HF and timm towers alike."
@@ -232,7 +266,7 @@ class StopOnNaN(TerminateOnNaNCallback):
         except CancelFitException: self.stopped_at = self.epoch; raise
 
 def clip_learner(dls, model: MedCLIP, # DataLoaders from `ImageTextDataLoaders` and the model
-                 lr=_D.lr, # default learning rate (a `slice` at fit time gives the groups their own)
+                 lr=_D.lr, # default learning rate (None: 1e-3; a `slice` at fit time gives the groups their own)
                  wd=_D.wd, # decoupled weight decay (not on biases, norms or the temperature)
                  precision=_D.precision, # 'auto' (by device), 'fp32', 'bf16' or 'fp16'
                  accum=_D.accum, # micro-batches per batch for contrastive gradient accumulation
@@ -251,7 +285,7 @@ def clip_learner(dls, model: MedCLIP, # DataLoaders from `ImageTextDataLoaders` 
     cbs = [CaptionGroups(), NoDecay(), retrieval, StopOnNaN(), *precision_cbs(precision, dls.device),
            *([FreezeBatchNorm()] if freeze_bn else []), *([LockedEval()] if lock_text or lock_image else []), *([ContrastiveAccumulation(accum)] if accum > 1 else []), *(cbs or [])]
     return Learner(dls, model, loss_func=loss_func or ContrastiveLoss(), opt_func=partial(Adam, sqr_mom=0.98, eps=1e-6),
-                   lr=lr, wd=wd, splitter=clip_splitter, metrics=retrieval.metrics, cbs=cbs, **kwargs)
+                   lr=1e-3 if lr is None else lr, wd=wd, splitter=clip_splitter, metrics=retrieval.metrics, cbs=cbs, **kwargs)
 
 # %% ../nbs/02b_train.ipynb #6b9b2ed0
 class SaveBestCLIP(SaveModelCallback):
@@ -433,6 +467,22 @@ def did_not_learn_message(m) -> str:
             f"{m['n_val']} pairs; final {m['final'].get('mean_recall', float('nan')):.3f}), so no best/ model was saved. Try a lower --lr, "
             "--lock-text with a pretrained text tower, more --epochs, a larger --image-size, or more data (spec1+spec2).")
 
+def _epoch_line(learn):
+    "A logger for fastai's `Recorder`: one plain line per epoch (`epoch 3: train_loss 3.6850, ...`)."
+    def log(values):
+        names = learn.recorder.metric_names
+        print(f"epoch {values[0]}: " + ', '.join(f"{n} {v:.4f}" if isinstance(v, float) else f"{n} {v}" for n, v in zip(names[1:], values[1:])), flush=True)
+    return log
+
+@contextlib.contextmanager
+def _progress(learn):
+    "Progress bars on a terminal or in a notebook; one line per epoch in a log file, where bars would be thousands of redraws."
+    if IN_NOTEBOOK or sys.stdout.isatty(): yield; return
+    with learn.no_bar():
+        learn.logger = _epoch_line(learn)
+        try: yield
+        finally: learn.logger = print
+
 class TrainingDiverged(RuntimeError):
     "Training produced a loss or metrics that are not finite; no best model was saved."
 
@@ -476,7 +526,7 @@ def train_clip(data=_D.data, model=_D.model, text_model=_D.text_model, image_mod
                epochs=_D.epochs, bs=_D.bs, lr=_D.lr, pretrained_lr=_D.pretrained_lr, lock_text=_D.lock_text,
                lock_image=_D.lock_image, unlock_top=_D.unlock_top, wd=_D.wd, accum=_D.accum, freeze_bn=_D.freeze_bn, image_size=_D.image_size,
                max_len=_D.max_len, precision=_D.precision, label_smoothing=_D.label_smoothing, margin=_D.margin,
-               early_stop=_D.early_stop, grad_checkpointing=_D.grad_checkpointing, local_loss=_D.local_loss,
+               concept_weight=_D.concept_weight, concept_min_count=_D.concept_min_count, early_stop=_D.early_stop, grad_checkpointing=_D.grad_checkpointing, local_loss=_D.local_loss,
                num_workers=_D.num_workers, seed=_D.seed, wandb=_D.wandb, out=_D.out, resume=_D.resume,
                cbs=None, # extra callbacks
                ) -> tuple:
@@ -491,11 +541,16 @@ def train_clip(data=_D.data, model=_D.model, text_model=_D.text_model, image_mod
         ds = load(data)
         split = split_assignments(ds)
         if main: write_splits(split, out/'splits.csv')
+    cfg = resolve_recipe(cfg, ds)  # the options left open, chosen for this data
+    image_model, image_size, lr, epochs = None if cfg.image_model == 'own' else cfg.image_model, cfg.image_size, cfg.lr, cfg.epochs
     m, tok = build_clip(model, text_model, image_model, random_init_text, image_size)
     if num_workers is None and world > 1: num_workers = max(0, (os.cpu_count() or 1) // world - 1)  # a core per training process
     dls = ImageTextDataLoaders.from_dataset(ds, tok, split, _image_size(m), bs, max_len, num_workers=num_workers, seed=seed, device=state.device)
     _check_trainable(split, len(dls.train_ds), len(dls.valid_ds), bs, world)
     loss = ContrastiveLoss(label_smoothing, margin, CriticalFindings(tok) if margin else None, local_loss)
+    train_records = [r for r in ds.records if split.get(r.id) == 'train']
+    concepts = concept_weight > 0 and any(r.cuis for r in train_records)  # a dataset without CUIs trains without
+    if concepts: loss = concept_supervision(m, train_records, ds.records, tok, max_len, loss, concept_weight, concept_min_count)
     cbs = [SaveBestCLIP(out, reload=False, floor=chance_floor(len(dls.valid_ds))), AttentionMapsCallback(), wait := DataWaitCallback(), ckpt := CheckpointCallback(out/'last'), *(cbs or [])]
     cbs += [EarlyStopCLIP(early_stop)] if early_stop else []
     wandb = wandb and main  # one W&B run, from rank 0
@@ -509,12 +564,15 @@ def train_clip(data=_D.data, model=_D.model, text_model=_D.text_model, image_mod
         start_epoch = ckpt.resumed['epoch'] + 1
     start = time.time()
     try:
-        with data_parallel(learn): learn.fit_one_cycle(epochs, lrs, start_epoch=start_epoch)
+        with data_parallel(learn), _progress(learn): learn.fit_one_cycle(epochs, lrs, start_epoch=start_epoch)
     finally:
         if run is not None: run.finish()
     metrics = _run_metrics(learn, cfg, time.time() - start, start_epoch, world, wait)
+    metrics['concept_loss'] = concepts
     if main:
-        if metrics['status'] == 'ok': save_clip(learn.model, tok, out/'model')
+        if metrics['status'] == 'ok':
+            save_clip(bare_model(learn.model), tok, out/'model')
+            metrics.update(held_out_metrics(out/'best', ds, split, bs, precision, num_workers))
         (out/'metrics.json').write_text(json.dumps(metrics, indent=1))
         _plot_run(learn, out)
     state.wait_for_everyone()  # every rank returns after the files exist
@@ -537,25 +595,59 @@ def _eval_assignments(ds, splits_file) -> dict:
     if all(r.id in recorded for r in ds.records): return {r.id: recorded[r.id] for r in ds.records}
     return {**split_assignments(ds), **{k: v for k, v in recorded.items() if k in {r.id for r in ds.records}}}
 
+def retrieval_on(model, tok, ds, assigned, split=None, bs=64, precision='auto', num_workers=None) -> dict:
+    "Retrieval metrics of `model` on the pairs of `ds` that `assigned` ({id: split}) puts in `split` (None: all of them)."
+    chosen = {i: 'valid' for i, s in assigned.items() if s and (split is None or s == split)}
+    if not chosen: raise ValueError(f"split {split!r} of {ds.name} holds no usable pairs")
+    dls = ImageTextDataLoaders.from_dataset(ds, tok, chosen, _image_size(model), bs, num_workers=num_workers, augment=False)
+    learn = clip_learner(dls, model, precision=precision)
+    with learn.no_bar(), learn.no_logging(): learn.validate()
+    return dict(learn.cbs.filter(lambda c: isinstance(c, RetrievalCallback))[0].results, n_val=len(dls.valid_ds), split=split,
+                image_size=_image_size(model), chance=chance_recall(len(dls.valid_ds)))
+
+@torch.no_grad()
+def image_features_of(model, tok, ds, ids, bs=64, num_workers=None) -> tuple:
+    "(pooled image-tower features (N, C), fp32 on the CPU; their records) for the records of `ds` whose id is in `ids`, in dataset order."
+    dls = ImageTextDataLoaders.from_dataset(ds, tok, {i: 'valid' for i in ids}, _image_size(model), bs, num_workers=num_workers, augment=False)
+    model = model.eval().to(dls.device)
+    return torch.cat([model.image_features(b[0]).float().cpu() for b in dls.valid]), list(dls.valid_ds.items)
+
+def concept_metrics(model, tok, ds, assigned, bs=64, num_workers=None) -> dict:
+    "ImageCLEF concept detection on the test split: the model's concept head (else a linear probe on its frozen features) against the frequency baseline."
+    ids = {r.id for r in ds.records if r.cuis and assigned.get(r.id) in SPLITS}
+    if not ids: return {}
+    feats, recs = image_features_of(model, tok, ds, ids, bs, num_workers)
+    own = model.concept_head is not None
+    try: res = evaluate_concepts(feats, recs, assigned, head=model.concept_head.cpu() if own else None, cuis=model.spec.get('concepts'))
+    except ValueError as e: return dict(concept_f1=None, concept_note=str(e))
+    diff, lo, hi = paired_bootstrap(res['test_scores']['head'], res['test_scores']['baseline'])
+    return dict(concept_f1=res['head_test'], concept_f1_baseline=res['baseline_test'], concept_source='head' if own else 'probe',
+                concept_k=res['k'], concept_threshold=res['threshold'], concept_n=res['n'], concept_n_concepts=res['n_concepts'],
+                concept_diff_ci=[lo, hi])
+
+def held_out_metrics(best_dir, ds, assigned, bs=64, precision='auto', num_workers=None) -> dict:
+    "What the selected model (`best_dir`) scores on the held-out test split: retrieval and concept detection (`test` is None without a test split)."
+    model, tok = load_clip(best_dir)
+    try: test = retrieval_on(model, tok, ds, assigned, 'test', bs, precision, num_workers)
+    except ValueError: return dict(test=None)
+    return dict(test=test, **concept_metrics(model, tok, ds, assigned, bs, num_workers))
+
 def eval_clip(model_dir, # a folder `save_clip` wrote (or any CLIPModel folder)
               data, # data spec
               split=None, # 'train', 'valid' or 'test'; None for every usable pair
               bs=64, precision='auto', num_workers=None, out=None,
               splits=None, # a splits.csv; by default the run's own (`run_splits`), else the stable split
+              concepts=True, # also score concept detection on the test split, when the pairs have CUIs
              ) -> dict:
-    "Retrieval metrics of a saved model on a dataset (one split of it, or all of it)."
+    "Retrieval metrics of a saved model on a dataset (one split of it, or all of it), and its concept detection F1 on the test split."
     if split not in (None, *SPLITS): raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)} (or none for every pair)")
     model, tok = load_clip(model_dir)
     ds, splits = load(data), Path(splits) if splits else run_splits(model_dir)
     assigned = _eval_assignments(ds, splits)
-    chosen = {i: 'valid' for i, s in assigned.items() if s and (split is None or s == split)}
-    if not chosen: raise ValueError(f"split {split!r} of {data} holds no usable pairs" + (f" (split from {splits})" if splits else ''))
-    dls = ImageTextDataLoaders.from_dataset(ds, tok, chosen, _image_size(model), bs, num_workers=num_workers, augment=False)
-    learn = clip_learner(dls, model, precision=precision)
-    learn.validate()
-    res = dict(learn.cbs.filter(lambda c: isinstance(c, RetrievalCallback))[0].results, n_val=len(dls.valid_ds), split=split,
-               splits_file=str(splits) if splits else None, image_size=_image_size(model),
-               chance=chance_recall(len(dls.valid_ds)), model=str(model_dir), data=str(data))
+    try: res = retrieval_on(model, tok, ds, assigned, split, bs, precision, num_workers)
+    except ValueError as e: raise ValueError(f"{e}" + (f" (split from {splits})" if splits else '')) from None
+    res.update(splits_file=str(splits) if splits else None, model=str(model_dir), data=str(data))
+    if concepts: res.update(concept_metrics(model, tok, ds, assigned, bs, num_workers))
     if out: Path(out).mkdir(parents=True, exist_ok=True); (Path(out)/'metrics.json').write_text(json.dumps(res, indent=1))
     return res
 
@@ -574,6 +666,38 @@ def _model_path(name):
     "'minilm' is the bundled pretrained MiniLM's folder; anything else is passed through."
     return minilm_path() if name == 'minilm' else name
 
+def read_config(path) -> dict:
+    "Options from a JSON file: `TrainConfig` fields, or a run's `metrics.json` (its `config`); where to write (`out`, `resume`) is not taken."
+    cfg = json.loads(Path(path).read_text())
+    cfg = cfg.get('config', cfg) if isinstance(cfg, dict) else cfg
+    if not isinstance(cfg, dict): raise ValueError("expected a JSON object of options")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown := sorted(set(cfg) - fields): raise ValueError(f"unknown option(s) {', '.join(unknown)}; the options are {', '.join(sorted(fields))}")
+    return {k: v for k, v in cfg.items() if k not in ('out', 'resume')}
+
+def given_options(argv=None) -> set:
+    "The options named on the command line (`--image-size 96` and `--image-size=96` give 'image_size')."
+    return {a[2:].split('=')[0].replace('-', '_') for a in (sys.argv[1:] if argv is None else argv) if a.startswith('--')}
+
+def concept_line(m) -> str:
+    "One line on concept detection: F1 against the frequency baseline, and the interval of their difference."
+    lo, hi = m['concept_diff_ci']
+    return (f"concept detection (ImageCLEF F1, {m['concept_n']['test']} test images, {m['concept_n_concepts']} concepts): {m['concept_f1']:.3f} "
+            f"({m['concept_source']}) vs {m['concept_f1_baseline']:.3f} for the {m['concept_k']} most frequent CUIs; difference 95% CI [{lo:+.3f}, {hi:+.3f}]")
+
+def run_summary(m, data, out) -> str:
+    "What `medvlm_train_clip` prints at the end: sizes and speed, the recipe it ran, validation and test retrieval, concept detection."
+    c, tower = m['config'], m['config']['image_model']
+    recipe = (f"recipe: image tower {tower}" + (f" at {c['image_size']} px" if tower != 'own' else " (the model's own)")
+              + f", lr {c['lr']:g}, {c['epochs']} epochs, batch {m['global_bs']}" + (', text tower locked' if c['lock_text'] else '')
+              + (f", concept loss x{c['concept_weight']:g}" if m.get('concept_loss') else ''))
+    lines = [f"\n{data}: {m['n_train']} train / {m['n_val']} valid pairs, {m['world_size']} process(es), {m['wall_s']} s, {m['samples_per_s']} pairs/s",
+             recipe, *map(data_wait_line, m['data_wait']), "final (valid):", retrieval_table(m['final'], m['chance'])]
+    if m['best']: lines.append(f"best (epoch {m['best']['epoch']}, mean recall {m['best']['mean_recall']:.3f}) saved in {out}/best")
+    if m.get('test'): lines += [f"best/ on the test split ({m['test']['n_val']} pairs, mean R@10 {m['test']['mean_r10']:.3f}):", retrieval_table(m['test'], m['test']['chance'])]
+    if m.get('concept_f1') is not None: lines.append(concept_line(m))
+    return '\n'.join(lines)
+
 def _eval_cli(model: str = None, # model folder written by medvlm_train_clip (or any CLIPModel folder); required
               data: str = None, # data spec: synthetic, a dataset folder, a folder name in $MEDVLM_DATA, or a hub name; required
               split: str = None, # train, valid or test of the run's split (its splits.csv); default: every usable pair
@@ -584,7 +708,8 @@ def _eval_cli(model: str = None, # model folder written by medvlm_train_clip (or
     if not (model and data): raise SystemExit("medvlm_eval_clip: --model and --data are required (see --help)")
     try: res = eval_clip(model, data, split, bs, precision, out=out)
     except ValueError as e: raise SystemExit(f"medvlm_eval_clip: {e}")
-    print(f"{data} ({split or 'all'}), {res['n_val']} pairs\n" + retrieval_table(res, res['chance']))
+    print(f"{data} ({split or 'all'}), {res['n_val']} pairs\n" + retrieval_table(res, res['chance'])
+          + (f"\n{concept_line(res)}" if res.get('concept_f1') is not None else ''))
 
 def medvlm_eval_clip():
     "Entry point of `medvlm_eval_clip` (its arguments are `_eval_cli`'s)."
@@ -598,11 +723,11 @@ def medvlm_train_clip(
     data: str = _D.data, # data spec: synthetic, a ROCO/ROCOv2/parquet folder, a folder name in $MEDVLM_DATA, or a hub name
     model: str = _D.model, # tiny, a hub id (openai/clip-vit-base-patch16) or a model folder
     text_model: str = _D.text_model, # text tower: an HF encoder id or folder, or 'minilm' (bundled, pretrained)
-    image_model: str = _D.image_model, # image tower: a timm backbone name (e.g. resnet18), trained from scratch here
+    image_model: str = _D.image_model, # image tower: a timm backbone (trained from scratch here) or 'own' (the model's); default: resnet18 for images over 64 px
     random_init_text: store_true = _D.random_init_text, # keep the text architecture, re-initialise its weights (ablation)
-    epochs: int = _D.epochs, # epochs of the one-cycle cosine schedule
+    epochs: int = _D.epochs, # epochs of the one-cycle cosine schedule (default: 20 for the tiny ViT, 8 for a timm tower)
     bs: int = _D.bs, # batch size per process (the global batch, bs x processes, is the number of negatives per positive + 1)
-    lr: float = _D.lr, # peak learning rate
+    lr: float = _D.lr, # peak learning rate (default: 5e-3 for the tiny ViT, 1e-3 otherwise)
     pretrained_lr: float = _D.pretrained_lr, # peak learning rate of a pretrained tower (default: lr / 10)
     lock_text: store_true = _D.lock_text, # freeze the text tower (LiT, with the pretrained tower on the text side)
     lock_image: store_true = _D.lock_image, # freeze the image tower
@@ -610,11 +735,13 @@ def medvlm_train_clip(
     wd: float = _D.wd, # decoupled weight decay (not on biases, norms or the temperature)
     accum: int = _D.accum, # micro-batches per batch (exact contrastive gradient accumulation)
     freeze_bn: store_true = _D.freeze_bn, # batch norm in evaluation mode (accumulation with a batch-norm tower needs it)
-    image_size: int = _D.image_size, # input size for a timm image tower (default 224)
+    image_size: int = _D.image_size, # input size for a timm image tower (default 128)
     max_len: int = _D.max_len, # longest caption in tokens
     precision: str = _D.precision, # auto (bf16 where the hardware has it), fp32, bf16 or fp16
     label_smoothing: float = _D.label_smoothing, # label smoothing of the contrastive targets
     margin: float = _D.margin, # additive margin on pairs whose caption names a critical finding (not negated)
+    concept_weight: float = _D.concept_weight, # weight of an auxiliary loss: a head on the image tower predicting the pairs' UMLS CUIs
+    concept_min_count: int = _D.concept_min_count, # the concept head predicts the CUIs at least this many training pairs have
     early_stop: int = _D.early_stop, # stop after this many epochs without a better mean recall
     grad_checkpointing: store_true = _D.grad_checkpointing, # recompute activations in the backward pass (less memory)
     local_loss: store_true = _D.local_loss, # with several processes: each computes only its rows of the loss (same gradients)
@@ -623,15 +750,14 @@ def medvlm_train_clip(
     wandb: store_true = _D.wandb, # log to Weights & Biases (offline unless WANDB_MODE=online)
     out: str = 'runs/clip', # folder for metrics.json, splits.csv, model/, best/, last/ and plots
     resume: store_true = _D.resume, # continue an interrupted run from OUT/last (its checkpoint after the last finished epoch)
+    config: str = None, # a JSON file of options (a study's best recipe, or a run's metrics.json); options given here win
 ):
     "Train a radiology CLIP and validate it by retrieval after every epoch; runs unchanged under `accelerate launch` or `torchrun`."
-    args = {k: v for k, v in locals().items()}
-    args['text_model'] = _model_path(text_model) if text_model else None
+    args = {k: v for k, v in locals().items() if k != 'config'}
+    try: args.update({k: v for k, v in read_config(config).items() if k not in given_options()} if config else {})
+    except (OSError, ValueError) as e: raise SystemExit(f"medvlm_train_clip: --config {config}: {e}")
+    args['text_model'] = _model_path(args['text_model']) if args['text_model'] else None
     try: learn, m = train_clip(**args)
     except (ValueError, TrainingDiverged) as e: raise SystemExit(f"medvlm_train_clip: {e}")
-    if rank_world()[0] == 0:
-        print(f"\n{data}: {m['n_train']} train / {m['n_val']} valid pairs, {m['world_size']} process(es), global batch {m['global_bs']}, "
-              f"{m['wall_s']} s, {m['samples_per_s']} pairs/s\n" + '\n'.join(map(data_wait_line, m['data_wait'])) + "\nfinal:\n"
-              + retrieval_table(m['final'], m['chance'])
-              + (f"\nbest (epoch {m['best']['epoch']}, mean recall {m['best']['mean_recall']:.3f}) saved in {out}/best" if m['best'] else ''))
+    if rank_world()[0] == 0: print(run_summary(m, args['data'], args['out']))
     exit_distributed()

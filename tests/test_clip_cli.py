@@ -1,5 +1,6 @@
 "End-to-end tests of `medvlm_train_clip` and `medvlm_eval_clip` (the real console scripts, in subprocesses)."
 import json
+import pytest
 from transformers import CLIPModel
 from conftest import run_cli
 
@@ -21,15 +22,18 @@ def test_train_then_eval_synthetic(tmp_path):
     e = json.loads((tmp_path/'eval'/'metrics.json').read_text())
     assert e['n_val'] == m['n_val'] and {k: e[k] for k in KEYS} == {k: m['final'][k] for k in KEYS}
 
-def test_roco_pretrained_text_beats_random(roco_dir, tmp_path):
-    "On the real ROCO sample, the pretrained MiniLM text tower beats the same architecture re-initialised, on R@10."
-    args = ['--data', roco_dir, '--image-model', 'resnet18', '--image-size', '64', '--text-model', 'minilm', '--epochs', '3', '--lr', '1e-3']
+def test_roco_default_recipe_learns_and_pretrained_text_wins(shared_data, tmp_path):
+    """The default command on both ROCO samples (the issue's command, on a smaller budget: 3 epochs at 64 px) learns,
+    and the pretrained MiniLM text tower beats the same architecture re-initialised, on validation and test mean R@10."""
+    if not all((shared_data/n).is_dir() for n in ('roco-ccby-1000', 'roco-ccby-extra')): pytest.skip("the two ROCO samples are absent")
+    args = ['--data', 'roco-ccby-1000+roco-ccby-extra', '--text-model', 'minilm', '--epochs', '3', '--image-size', '64']
     run_cli('medvlm_train_clip', *args, '--out', tmp_path/'pretrained')
     run_cli('medvlm_train_clip', *args, '--random-init-text', '--out', tmp_path/'random')
     pre, rnd = (json.loads((tmp_path/n/'metrics.json').read_text()) for n in ('pretrained', 'random'))
-    assert pre['n_val'] == rnd['n_val'] > 80
-    assert pre['final']['i2t_r10'] > rnd['final']['i2t_r10'] and pre['final']['t2i_r10'] > rnd['final']['t2i_r10'], (pre['final'], rnd['final'])
-    assert pre['final']['i2t_r10'] > 2 * pre['chance']['r10']
+    assert pre['n_val'] == rnd['n_val'] > 150 and pre['config']['image_model'] == 'resnet18'  # chosen for ROCO's images
+    assert pre['status'] == 'ok' and pre['test']['mean_r10'] > 2 * pre['test']['chance']['r10'], pre['test']
+    assert pre['final']['mean_r10'] > rnd['final']['mean_r10'], (pre['final'], rnd['final'])
+    assert pre['concept_f1'] is not None and pre['concept_f1_baseline'] is not None  # ROCO's CUIs: concept detection is scored
 
 def test_wandb_offline(tmp_path, monkeypatch):
     "With --wandb, fastai's WandbCallback (with the fastai#4173 fix) writes an offline run; nothing is sent."
@@ -37,3 +41,14 @@ def test_wandb_offline(tmp_path, monkeypatch):
     run_cli('medvlm_train_clip', '--data', 'synthetic:128', '--epochs', '1', '--bs', '32', '--wandb', '--out', tmp_path/'run')
     runs = list((tmp_path/'wandb').glob('offline-run-*'))
     assert len(runs) == 1 and any(runs[0].rglob('*.wandb'))
+
+def test_concept_loss_head_is_scored(tmp_path):
+    "With --concept-weight the model carries a concept head; training and medvlm_eval_clip score it against the frequency baseline."
+    run_cli('medvlm_train_clip', '--data', 'synthetic:256', '--epochs', '3', '--bs', '32', '--concept-weight', '20', '--out', tmp_path)
+    m = json.loads((tmp_path/'metrics.json').read_text())
+    assert m['concept_loss'] and m['config']['concept_weight'] == 20 and m['concept_source'] == 'head', m
+    assert 0 <= m['concept_f1_baseline'] <= 1 and 0 <= m['concept_f1'] <= 1 and m['test']['n_val'] > 0
+    res = run_cli('medvlm_eval_clip', '--model', tmp_path/'best', '--data', 'synthetic:256', '--split', 'test', '--out', tmp_path/'eval')
+    e = json.loads((tmp_path/'eval'/'metrics.json').read_text())
+    assert (e['concept_f1'], e['concept_f1_baseline'], e['concept_source']) == (m['concept_f1'], m['concept_f1_baseline'], 'head')
+    assert 'concept detection (ImageCLEF F1' in res.stdout

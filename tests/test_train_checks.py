@@ -35,6 +35,14 @@ def test_diverged_run_keeps_last_finite_best(tmp_path):
     assert m['status'] == 'diverged' and math.isfinite(m['best']['mean_recall'])
     assert (tmp_path/'best'/'medvlm.json').exists() or (tmp_path/'best'/'config.json').exists()
 
+def test_run_that_does_not_learn_says_so(tmp_path):
+    "A learning rate of zero leaves the model at chance: no best/ or model/ is saved, metrics.json says so, and the CLI says what to try."
+    res = run_cli('medvlm_train_clip', '--data', 'synthetic:256', '--epochs', '2', '--bs', '32', '--lr', '0', '--out', tmp_path)
+    m = json.loads((tmp_path/'metrics.json').read_text())
+    assert m['status'] == 'did_not_learn' and m['best'] is None and m['final']['mean_recall'] <= m['floor']
+    assert not (tmp_path/'best').exists() and not (tmp_path/'model').exists()
+    assert 'did not learn' in res.stderr and 'Try a lower --lr' in res.stderr
+
 def test_too_few_pairs_for_a_batch(tmp_path):
     "Fewer training pairs than a batch would run zero optimiser steps: refused before training, by the function and the CLI."
     with pytest.raises(ValueError, match='no optimiser step'): train_clip('synthetic:48', bs=64, epochs=1, out=tmp_path, num_workers=0)
