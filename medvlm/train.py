@@ -464,7 +464,7 @@ def group_lrs(lr, pretrained_lr, pretrained: tuple) -> np.ndarray:
 def did_not_learn_message(m) -> str:
     "What to say, and what to try, when no epoch beat chance."
     return (f"medvlm_train_clip: the model did not learn: no epoch's validation mean recall beat {m['floor']:.3f} (chance plus 3 SD on "
-            f"{m['n_val']} pairs; final {m['final'].get('mean_recall', float('nan')):.3f}), so no best/ model was saved. Try a lower --lr, "
+            f"{m['n_val']} pairs; final {m['final'].get('mean_recall', float('nan')):.3f}), so no best/ model was saved (model/ holds the final weights). Try a lower --lr, "
             "--lock-text with a pretrained text tower, more --epochs, a larger --image-size, or more data (spec1+spec2).")
 
 def _epoch_line(learn):
@@ -570,9 +570,8 @@ def train_clip(data=_D.data, model=_D.model, text_model=_D.text_model, image_mod
     metrics = _run_metrics(learn, cfg, time.time() - start, start_epoch, world, wait)
     metrics['concept_loss'] = concepts
     if main:
-        if metrics['status'] == 'ok':
-            save_clip(bare_model(learn.model), tok, out/'model')
-            metrics.update(held_out_metrics(out/'best', ds, split, bs, precision, num_workers))
+        if metrics['status'] != 'diverged': save_clip(bare_model(learn.model), tok, out/'model')  # the final weights, learned or not: lose nothing
+        if metrics['status'] == 'ok': metrics.update(held_out_metrics(out/'best', ds, split, bs, precision, num_workers))
         (out/'metrics.json').write_text(json.dumps(metrics, indent=1))
         _plot_run(learn, out)
     state.wait_for_everyone()  # every rank returns after the files exist

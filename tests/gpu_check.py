@@ -1,7 +1,7 @@
 """The checks that need a CUDA GPU, in one command: `make gpu-check` (or `python tests/gpu_check.py`).
 
 1. the library picks the GPU (`init_distributed().device`);
-2. `medvlm_train_clip` on 256 synthetic pairs for 2 epochs, in bf16 and in fp16: the tiny ViT's attention rollout, the
+2. `medvlm_train_clip` on 512 synthetic pairs for 8 epochs, in bf16 and in fp16: the tiny ViT's attention rollout, the
    retrieval callback and zero-shot classification run on the GPU;
 3. `medvlm_eval_clip` on the bf16 run's `best/` model reproduces that epoch's validation retrieval;
 4. tests/dist_checks.py under `torchrun` with NCCL, one process per GPU (two at most; on a single GPU one process, since
@@ -20,7 +20,7 @@ from medvlm.retrieval import RetrievalCallback
 from medvlm.train import clip_learner
 import dist_checks
 
-DATA = 'synthetic:256'
+DATA = 'synthetic:512'
 
 def check_device(cpu):
     device = init_distributed().device
@@ -29,9 +29,9 @@ def check_device(cpu):
     return f"{device}: {torch.cuda.get_device_name(device)}, {torch.cuda.device_count()} GPU(s), torch {torch.__version__}"
 
 def check_train(out, precision):
-    run_cli('medvlm_train_clip', '--data', DATA, '--epochs', 2, '--precision', precision, '--out', out)
+    run_cli('medvlm_train_clip', '--data', DATA, '--epochs', 8, '--precision', precision, '--out', out)
     m = json.loads((out/'metrics.json').read_text())
-    assert m['epochs'] == 2, m['epochs']
+    assert m['epochs'] == 8, m['epochs']
     assert (out/'best'/'model.safetensors').exists() and (out/'model'/'model.safetensors').exists(), "no saved model"
     bad = {k: v for k, v in m['final'].items() if not math.isfinite(v)}
     assert not bad, f"non-finite validation metrics: {bad}"

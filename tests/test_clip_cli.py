@@ -12,13 +12,13 @@ def test_help():
 
 def test_train_then_eval_synthetic(tmp_path):
     "A short run writes metrics.json, a reloadable CLIPModel folder, and eval on the same split reproduces `final`."
-    res = run_cli('medvlm_train_clip', '--data', 'synthetic:256', '--epochs', '2', '--bs', '32', '--out', tmp_path)
+    res = run_cli('medvlm_train_clip', '--data', 'synthetic:512', '--epochs', '8', '--bs', '32', '--out', tmp_path)
     m = json.loads((tmp_path/'metrics.json').read_text())
     assert set(KEYS) <= set(m['best']) and set(KEYS) <= set(m['final'])
-    assert m['epochs'] == 2 and m['n_val'] > 0 and m['wall_s'] > 0 and m['samples_per_s'] > 0
+    assert m['epochs'] == 8 and m['n_val'] > 0 and m['wall_s'] > 0 and m['samples_per_s'] > 0
     assert 'R@1' in res.stdout and (tmp_path/'training.png').exists() and (tmp_path/'best'/'model.safetensors').exists()
     CLIPModel.from_pretrained(tmp_path/'model')
-    run_cli('medvlm_eval_clip', '--model', tmp_path/'model', '--data', 'synthetic:256', '--split', 'valid', '--out', tmp_path/'eval')
+    run_cli('medvlm_eval_clip', '--model', tmp_path/'model', '--data', 'synthetic:512', '--split', 'valid', '--out', tmp_path/'eval')
     e = json.loads((tmp_path/'eval'/'metrics.json').read_text())
     assert e['n_val'] == m['n_val'] and {k: e[k] for k in KEYS} == {k: m['final'][k] for k in KEYS}
 
@@ -44,11 +44,11 @@ def test_wandb_offline(tmp_path, monkeypatch):
 
 def test_concept_loss_head_is_scored(tmp_path):
     "With --concept-weight the model carries a concept head; training and medvlm_eval_clip score it against the frequency baseline."
-    run_cli('medvlm_train_clip', '--data', 'synthetic:256', '--epochs', '3', '--bs', '32', '--concept-weight', '20', '--out', tmp_path)
+    run_cli('medvlm_train_clip', '--data', 'synthetic:512', '--epochs', '8', '--bs', '32', '--concept-weight', '20', '--out', tmp_path)
     m = json.loads((tmp_path/'metrics.json').read_text())
     assert m['concept_loss'] and m['config']['concept_weight'] == 20 and m['concept_source'] == 'head', m
     assert 0 <= m['concept_f1_baseline'] <= 1 and 0 <= m['concept_f1'] <= 1 and m['test']['n_val'] > 0
-    res = run_cli('medvlm_eval_clip', '--model', tmp_path/'best', '--data', 'synthetic:256', '--split', 'test', '--out', tmp_path/'eval')
+    res = run_cli('medvlm_eval_clip', '--model', tmp_path/'best', '--data', 'synthetic:512', '--split', 'test', '--out', tmp_path/'eval')
     e = json.loads((tmp_path/'eval'/'metrics.json').read_text())
     assert (e['concept_f1'], e['concept_f1_baseline'], e['concept_source']) == (m['concept_f1'], m['concept_f1_baseline'], 'head')
     assert 'concept detection (ImageCLEF F1' in res.stdout
