@@ -11,8 +11,7 @@ from pathlib import Path
 import optuna
 from optuna_integration import FastAIV2PruningCallback
 from fastcore.script import call_parse
-from .data import minilm_path
-from .train import TrainConfig, TrainingDiverged, train_clip, read_config
+from .train import TrainingDiverged, train_clip
 
 # %% auto #0
 __all__ = ['run_score', 'cached_run', 'recipe_table', 'table_markdown', 'suggest_recipe', 'tune', 'medvlm_tune_clip']
@@ -96,7 +95,7 @@ def medvlm_tune_clip(
     seed: int = 0, # seed of the sampler and of every trial
 ):
     "Search the CLIP training recipe with Optuna (pruned trials, a resumable SQLite study); write the best trial's options to STUDY_DIR/best.json."
-    base = dict(data=data, text_model=str(minilm_path()) if text_model == 'minilm' else text_model, epochs=epochs, image_size=image_size, seed=seed)
+    base = dict(data=data, text_model=text_model, epochs=epochs, image_size=image_size, seed=seed)
     study = tune(base, trials, study_dir, seed=seed)
     print(f"best trial {study.best_trial.number}: validation mean R@10 {study.best_value:.3f}; its options in {study_dir}/best.json "
           f"(medvlm_train_clip --config {study_dir}/best.json repeats it)")

@@ -543,7 +543,7 @@ def train_clip(data=_D.data, model=_D.model, text_model=_D.text_model, image_mod
         if main: write_splits(split, out/'splits.csv')
     cfg = resolve_recipe(cfg, ds)  # the options left open, chosen for this data
     image_model, image_size, lr, epochs = None if cfg.image_model == 'own' else cfg.image_model, cfg.image_size, cfg.lr, cfg.epochs
-    m, tok = build_clip(model, text_model, image_model, random_init_text, image_size)
+    m, tok = build_clip(model, _model_path(text_model) if text_model else None, image_model, random_init_text, image_size)
     if num_workers is None and world > 1: num_workers = max(0, (os.cpu_count() or 1) // world - 1)  # a core per training process
     dls = ImageTextDataLoaders.from_dataset(ds, tok, split, _image_size(m), bs, max_len, num_workers=num_workers, seed=seed, device=state.device)
     _check_trainable(split, len(dls.train_ds), len(dls.valid_ds), bs, world)
@@ -662,7 +662,7 @@ def replay_dls(batches, device, tokenizer, **kwargs):
 
 # %% ../nbs/02b_train.ipynb #91ba1d98
 def _model_path(name):
-    "'minilm' is the bundled pretrained MiniLM's folder; anything else is passed through."
+    "'minilm' is the bundled pretrained MiniLM's folder (a name `metrics.json` can record on any machine); anything else is passed through."
     return minilm_path() if name == 'minilm' else name
 
 def read_config(path) -> dict:
@@ -755,7 +755,6 @@ def medvlm_train_clip(
     args = {k: v for k, v in locals().items() if k != 'config'}
     try: args.update({k: v for k, v in read_config(config).items() if k not in given_options()} if config else {})
     except (OSError, ValueError) as e: raise SystemExit(f"medvlm_train_clip: --config {config}: {e}")
-    args['text_model'] = _model_path(args['text_model']) if args['text_model'] else None
     try: learn, m = train_clip(**args)
     except (ValueError, TrainingDiverged) as e: raise SystemExit(f"medvlm_train_clip: {e}")
     if rank_world()[0] == 0: print(run_summary(m, args['data'], args['out']))
