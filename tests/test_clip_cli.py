@@ -23,10 +23,10 @@ def test_train_then_eval_synthetic(tmp_path):
     assert e['n_val'] == m['n_val'] and {k: e[k] for k in KEYS} == {k: m['final'][k] for k in KEYS}
 
 def test_roco_default_recipe_learns_and_pretrained_text_wins(shared_data, tmp_path):
-    """The default command on both ROCO samples (the issue's command, on a smaller budget: 3 epochs at 64 px) learns,
+    """The default command on both ROCO samples (the issue's command, on a smaller budget: 2 epochs at 64 px, the recipe table's seed-0 runs) learns,
     and the pretrained MiniLM text tower beats the same architecture re-initialised, on validation and test mean R@10."""
     if not all((shared_data/n).is_dir() for n in ('roco-ccby-1000', 'roco-ccby-extra')): pytest.skip("the two ROCO samples are absent")
-    args = ['--data', 'roco-ccby-1000+roco-ccby-extra', '--text-model', 'minilm', '--epochs', '3', '--image-size', '64']
+    args = ['--data', 'roco-ccby-1000+roco-ccby-extra', '--text-model', 'minilm', '--epochs', '2', '--image-size', '64']
     run_cli('medvlm_train_clip', *args, '--out', tmp_path/'pretrained')
     run_cli('medvlm_train_clip', *args, '--random-init-text', '--out', tmp_path/'random')
     pre, rnd = (json.loads((tmp_path/n/'metrics.json').read_text()) for n in ('pretrained', 'random'))
