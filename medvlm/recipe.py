@@ -96,6 +96,7 @@ def medvlm_tune_clip(
 ):
     "Search the CLIP training recipe with Optuna (pruned trials, a resumable SQLite study); write the best trial's options to STUDY_DIR/best.json."
     base = dict(data=data, text_model=text_model, epochs=epochs, image_size=image_size, seed=seed)
-    study = tune(base, trials, study_dir, seed=seed)
+    try: study = tune(base, trials, study_dir, seed=seed)
+    except (ValueError, FileNotFoundError) as e: raise SystemExit(f"medvlm_tune_clip: {e}")
     print(f"best trial {study.best_trial.number}: validation mean R@10 {study.best_value:.3f}; its options in {study_dir}/best.json "
           f"(medvlm_train_clip --config {study_dir}/best.json repeats it)")

@@ -756,6 +756,6 @@ def medvlm_train_clip(
     try: args.update({k: v for k, v in read_config(config).items() if k not in given_options()} if config else {})
     except (OSError, ValueError) as e: raise SystemExit(f"medvlm_train_clip: --config {config}: {e}")
     try: learn, m = train_clip(**args)
-    except (ValueError, TrainingDiverged) as e: raise SystemExit(f"medvlm_train_clip: {e}")
+    except (ValueError, FileNotFoundError, TrainingDiverged) as e: raise SystemExit(f"medvlm_train_clip: {e}")
     if rank_world()[0] == 0: print(run_summary(m, args['data'], args['out']))
     exit_distributed()
