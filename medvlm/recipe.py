@@ -78,8 +78,11 @@ def tune(base: dict, # the options every trial shares (data, budget, ...)
     study_dir = Path(study_dir); study_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(study_name=name, storage=f"sqlite:///{study_dir.resolve()/'study.db'}", load_if_exists=True, direction='maximize',
                                 sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
-    done = sum(t.state.is_finished() for t in study.trials)
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # a failed trial is run again, not counted
+    done = sum(t.state in counted for t in study.trials)
     if n_trials > done: study.optimize(_objective(base, study_dir), n_trials=n_trials - done)
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        raise ValueError(f"no trial of the study in {study_dir} completed (pruned or failed: see above); there is no best recipe to write")
     (study_dir/'best.json').write_text(json.dumps(study.best_trial.user_attrs['options'], indent=1))
     return study
 
