@@ -6,8 +6,7 @@ Docs: https://medvlm.github.io/medvlm/parallel.html.md"""
 
 # %% ../nbs/03b_parallel.ipynb #0d11eb82
 from __future__ import annotations
-from dataclasses import dataclass
-import torch, torch.nn as nn, torch.nn.functional as F, torch.distributed as dist
+import torch, torch.nn as nn, torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
@@ -15,8 +14,7 @@ from .clip import MedCLIP, CLIPOutput, LOGIT_SCALE_MAX
 from .distributed import init_distributed
 
 # %% auto #0
-__all__ = ['TowerSplitCLIP', 'split_towers', 'fully_shard_clip', 'DecoderConfig', 'CausalSelfAttention', 'DecoderBlock',
-           'TokenPositionEmbedding', 'TinyDecoder', 'DecoderStage', 'split_decoder', 'pipeline_schedule']
+__all__ = ['TowerSplitCLIP', 'split_towers', 'fully_shard_clip', 'DecoderStage', 'split_decoder', 'pipeline_schedule']
 
 # %% ../nbs/03b_parallel.ipynb #f8a2fffa
 class TowerSplitCLIP(nn.Module):
@@ -56,55 +54,6 @@ def fully_shard_clip(model: MedCLIP, # sharded in place
     fully_shard(model, mesh=mesh, ignored_params={model.logit_scale}, **kwargs)
     model.logit_scale.register_post_accumulate_grad_hook(_average_grad)
     return model
-
-# %% ../nbs/03b_parallel.ipynb #9256f6fc
-@dataclass
-class DecoderConfig:
-    vocab_size: int = 128
-    block_size: int = 32 # longest sequence
-    n_layer: int = 4
-    n_head: int = 2
-    n_embd: int = 32
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, c: DecoderConfig):
-        super().__init__()
-        self.n_head, self.qkv, self.proj = c.n_head, nn.Linear(c.n_embd, 3 * c.n_embd), nn.Linear(c.n_embd, c.n_embd)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))  # (B, nh, T, hs)
-        return self.proj(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C))
-
-class DecoderBlock(nn.Module):
-    def __init__(self, c: DecoderConfig):
-        super().__init__()
-        self.ln1, self.attn, self.ln2 = nn.LayerNorm(c.n_embd), CausalSelfAttention(c), nn.LayerNorm(c.n_embd)
-        self.mlp = nn.Sequential(nn.Linear(c.n_embd, 4 * c.n_embd), nn.GELU(), nn.Linear(4 * c.n_embd, c.n_embd))
-
-    def forward(self, x):
-        x = x + self.attn(self.ln1(x))
-        return x + self.mlp(self.ln2(x))
-
-class TokenPositionEmbedding(nn.Module):
-    def __init__(self, c: DecoderConfig):
-        super().__init__()
-        self.tok, self.pos = nn.Embedding(c.vocab_size, c.n_embd), nn.Embedding(c.block_size, c.n_embd)
-
-    def forward(self, idx): return self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))  # (B, T, C)
-
-class TinyDecoder(nn.Module):
-    "A small causal decoder in the shape the pipeline helpers expect: `embed`, `blocks`, `head`."
-    def __init__(self, c: DecoderConfig = DecoderConfig()):
-        super().__init__()
-        self.embed = TokenPositionEmbedding(c)
-        self.blocks = nn.ModuleList(DecoderBlock(c) for _ in range(c.n_layer))
-        self.head = nn.Sequential(nn.LayerNorm(c.n_embd), nn.Linear(c.n_embd, c.vocab_size))
-
-    def forward(self, idx):  # (B, T) -> (B, T, V)
-        x = self.embed(idx)
-        for b in self.blocks: x = b(x)
-        return self.head(x)
 
 # %% ../nbs/03b_parallel.ipynb #a1181326
 class DecoderStage(nn.Module):

@@ -5,7 +5,11 @@
    retrieval callback and zero-shot classification run on the GPU;
 3. `medvlm_eval_clip` on the bf16 run's `best/` model reproduces that epoch's validation retrieval;
 4. tests/dist_checks.py under `torchrun` with NCCL, one process per GPU (two at most; on a single GPU one process, since
-   NCCL does not put two ranks on one device): loss, gradients, sampler and sharded evaluation against one process.
+   NCCL does not put two ranks on one device): loss, gradients, sampler and sharded evaluation against one process;
+5. `medvlm_train_gpt` (the medvlm recipe: RoPE, QK-norm, ReLU², Muon) in bf16 and fp16 on synthetic reports: the loss falls
+   and stays finite; KV-cache generation on the GPU equals a full forward pass, for learned, RoPE and ALiBi positions;
+6. what ALiBi's float attention mask costs on the GPU (it rules out the flash kernel): forward + backward of one
+   attention layer at T = 1024, causal flash against the ALiBi bias, side by side.
 
 One PASS or FAIL line per check (a failure's output tail follows it); exit status 1 if any failed. Without CUDA it says
 that it skipped and exits 0. `--cpu`, on a machine without CUDA, runs the same checks on the CPU (gloo, 2 processes) to
@@ -15,6 +19,8 @@ from pathlib import Path
 import torch
 from conftest import BIN, ROOT, launch, run_cli
 from medvlm.clip import load_clip
+from medvlm.gpt import GPT, GPTConfig, KVCache, alibi_bias, generate
+from medvlm.gpt_train import medvlm
 from medvlm.distributed import init_distributed
 from medvlm.retrieval import RetrievalCallback
 from medvlm.train import clip_learner
@@ -65,6 +71,42 @@ def check_dist(out, nprocs, backend):
     assert diff < 1e-4, f"sharded evaluation differs from one process by {diff}: {res['eval']} vs {ref}"
     return f"{nprocs} process(es) over {backend}: loss, gradients, sampler and sharded evaluation equal one process's"
 
+def check_gpt_train(out, precision):
+    recipe = out/f'recipe-{precision}.json'; out.mkdir(parents=True, exist_ok=True)
+    recipe.write_text(json.dumps({**vars(medvlm()), 'precision': precision}))
+    run_cli('medvlm_train_gpt', '--data', 'synthetic-reports:256', '--recipe', recipe, '--steps', 300, '--eval-every', 100, '--out', out/precision)
+    m = json.loads((out/precision/'metrics.json').read_text())
+    losses = [c['val_loss'] for c in m['curve']]
+    assert m['precision'] == precision and all(math.isfinite(l) for l in losses), (m['precision'], losses)
+    assert losses[-1] < 0.5 * math.log(m['config']['vocab_size']), f"validation loss {losses[-1]:.3f} did not fall"
+    return f"{m['steps']} steps, {m['tokens_per_s']:,.0f} tokens/s, validation loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+@torch.no_grad()
+def check_gpt_cache(device):
+    worst = {}
+    for pos in ('learned', 'rope', 'alibi'):
+        torch.manual_seed(0)
+        m = GPT(GPTConfig(vocab_size=64, block_size=64, n_layer=2, n_head=4, n_embd=64, pos=pos)).to(device).eval()
+        prompt = torch.randint(0, 64, (3, 5), device=device)
+        seq = generate(m, prompt, 20, greedy=True)
+        cache, steps = KVCache(2), []
+        steps.append(m(prompt, cache=cache)[:, -1])
+        for t in range(5, seq.shape[1] - 1): steps.append(m(seq[:, t:t + 1], cache=cache)[:, -1])
+        worst[pos] = float((torch.stack(steps, 1) - m(seq)[:, 4:-1]).abs().max())
+    assert max(worst.values()) < 1e-3, f"KV-cache logits differ from a full pass: {worst}"
+    return ', '.join(f"{k} {v:.1e}" for k, v in worst.items())
+
+def check_alibi_cost(device, T=1024, reps=20):
+    q, k, v = (torch.randn(8, 8, T, 64, device=device, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    bias = alibi_bias(8, T, T, device).to(torch.bfloat16)
+    def timed(**mask):
+        for _ in range(3): torch.nn.functional.scaled_dot_product_attention(q, k, v, **mask).sum().backward()
+        torch.cuda.synchronize(); t = time.perf_counter()
+        for _ in range(reps): torch.nn.functional.scaled_dot_product_attention(q, k, v, **mask).sum().backward()
+        torch.cuda.synchronize(); return (time.perf_counter() - t) / reps * 1e3
+    flash, alibi = timed(is_causal=True), timed(attn_mask=bias)
+    return f"causal (flash) {flash:.2f} ms, ALiBi float mask {alibi:.2f} ms: ALiBi costs {alibi / flash:.2f}x per attention layer"
+
 def main(cpu=False, keep=None) -> int:
     "Run every check; the exit status."
     if not (cpu or torch.cuda.is_available()):
@@ -75,7 +117,10 @@ def main(cpu=False, keep=None) -> int:
     checks = [('device', lambda: check_device(cpu)),
               *[(f'train {p}', lambda p=p: check_train(out/p, p)) for p in ('bf16', 'fp16')],
               ('eval bf16 best', lambda: check_eval(out/'bf16', 'bf16', out/'eval')),
-              (f'dist_checks x{nprocs}', lambda: check_dist(out/'dist', nprocs, 'gloo' if cpu else 'NCCL'))]
+              (f'dist_checks x{nprocs}', lambda: check_dist(out/'dist', nprocs, 'gloo' if cpu else 'NCCL')),
+              *[(f'gpt train {p}', lambda p=p: check_gpt_train(out/'gpt', p)) for p in ('bf16', 'fp16')],
+              ('gpt kv-cache', lambda: check_gpt_cache(init_distributed().device)),
+              *([] if cpu else [('alibi cost', lambda: check_alibi_cost(init_distributed().device))])]
     if nprocs == 1: print("gpu_check: one GPU, so dist_checks.py runs as 1 process (NCCL puts one rank per device)")
     failed = 0
     for name, check in checks:

@@ -2,7 +2,7 @@
 
 FSDP2: k AdamW steps of the tiny CLIP sharded over the ranks (each with its slice of the batch, loss on the gathered
 embeddings) reach the parameters of one process on the whole batch; with each rank's local loss instead, they do not.
-Pipeline: `TinyDecoder` in one stage per rank, GPipe over micro-batches, gives the unsplit model's logits, loss and gradients.
+Pipeline: a small untied RoPE `GPT` (medvlm.gpt) in one stage per rank, GPipe over micro-batches, gives the unsplit model's logits, loss and gradients.
 Rank 0 writes the largest differences to OUT.json."""
 import json, sys
 from copy import deepcopy
@@ -10,7 +10,8 @@ import torch, torch.nn.functional as F, torch.distributed as dist
 from torch.distributed.tensor import DTensor
 from medvlm.clip import clip_tiny, contrastive_loss, caption_groups, caption_keys, ContrastiveLoss
 from medvlm.distributed import exit_distributed, init_distributed
-from medvlm.parallel import fully_shard_clip, pipeline_schedule, TinyDecoder, DecoderConfig
+from medvlm.parallel import fully_shard_clip, pipeline_schedule
+from medvlm.gpt import GPT, GPTConfig
 
 def max_over_ranks(x: float) -> float:
     t = torch.tensor(float(x), dtype=torch.float64); dist.all_reduce(t, op=dist.ReduceOp.MAX); return t.item()
@@ -69,7 +70,7 @@ def lm_loss(logits, targets): return F.cross_entropy(logits.flatten(0, 1), targe
 def check_pipeline(bs=8, n_microbatches=4):
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
-    model = TinyDecoder(DecoderConfig())
+    model = GPT(GPTConfig(vocab_size=128, block_size=32, n_layer=4, n_head=2, n_embd=32, pos="rope", tie_head=False))
     ref = deepcopy(model)
     g = torch.Generator().manual_seed(2)
     idx = torch.randint(0, 128, (bs, 17), generator=g)

@@ -1,11 +1,7 @@
 "End-to-end tests of `medvlm_audit` on the real ROCO sample, on planted faults, and on both ROCOv2 layouts."
 import json, shutil
-from collections import Counter
-from pathlib import Path
-import numpy as np
 import pytest
 import medvlm.audit
-from PIL import Image
 from conftest import run_cli
 from medvlm.test_utils import plant_faults, writable_copy
 from medvlm.data import load, write_rocov2_zenodo, write_hf_parquet
