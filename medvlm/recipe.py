@@ -47,11 +47,11 @@ def recipe_table(rows: dict, # {lever: the options that differ from `base`}; the
     return res
 
 def table_markdown(res: list) -> str:
-    "The recipe table as Markdown: lever, mean ± SD of the validation mean R@10, its difference from the first row, the seeds, minutes."
+    "The recipe table as Markdown: lever, mean ± SD of the validation mean R@10, its difference from the first row, the seeds, chance R@10, minutes."
     ref = res[0]['mean']
-    lines = ['| lever | mean R@10 (valid) | vs first row | per seed | train min |', '|---|---|---|---|---|']
-    lines += [f"| {r['lever']} | {r['mean']:.3f} ± {r['sd']:.3f} | {r['mean'] - ref:+.3f} | {', '.join(f'{s:.3f}' for s in r['scores'])} | {r['minutes']:.1f} |" for r in res]
-    return '\n'.join(lines) + f"\n\nchance R@10: {res[0]['chance']:.3f}"
+    lines = ['| lever | mean R@10 (valid) | vs first row | per seed | chance | train min |', '|---|---|---|---|---|---|']
+    lines += [f"| {r['lever']} | {r['mean']:.3f} ± {r['sd']:.3f} | {r['mean'] - ref:+.3f} | {', '.join(f'{s:.3f}' for s in r['scores'])} | {r['chance']:.3f} | {r['minutes']:.1f} |" for r in res]
+    return '\n'.join(lines)
 
 # %% ../nbs/02d_recipe.ipynb #e3ca6c5c
 def suggest_recipe(trial: optuna.Trial) -> dict:
