@@ -6,7 +6,7 @@ Docs: https://medvlm.github.io/medvlm/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #f3df6f0c
 from __future__ import annotations
-import csv, io, json, os, re, tarfile, warnings
+import csv, importlib.util, io, json, os, re, tarfile, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -69,10 +69,11 @@ class Dataset:
 
 # %% ../nbs/00_data.ipynb #a9c9ca04
 def data_root() -> Path|None:
-    "The datasets folder: `$MEDVLM_DATA`, else `../shared/data` beside the checkout, else None."
+    "The datasets folder: `$MEDVLM_DATA`, else `shared/data` above the working folder or above this package's source, else None."
     env = os.environ.get('MEDVLM_DATA')
     if env: return Path(env)
-    return next((d/'shared'/'data' for d in Path.cwd().resolve().parents if (d/'shared'/'data').is_dir()), None)
+    above = [*Path.cwd().resolve().parents, *Path(importlib.util.find_spec('medvlm').origin).resolve().parents]
+    return next((d/'shared'/'data' for d in above if (d/'shared'/'data').is_dir()), None)
 
 # %% ../nbs/00_data.ipynb #683f018c
 def minilm_path() -> Path:
