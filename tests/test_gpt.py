@@ -1,6 +1,5 @@
 "The GPT's command lines end to end: medvlm_prepare_text, medvlm_train_gpt (one process and two under accelerate launch), medvlm_speedrun."
 import json, math
-import pytest
 from medvlm.distributed import launch_command
 from medvlm.gpt import load_gpt, generate
 from medvlm.text import load_tokenizer
