@@ -343,7 +343,7 @@ def train_captioner(data='synthetic:1024', # image-caption pairs (see `medvlm.da
     write_splits(split, out/'splits.csv')
     tok = caption_tokenizer(tokenizer, [r for r in ds.records if split.get(r.id) == 'train'])
     if clip is not None and not isinstance(clip, MedCLIP): clip = load_clip(clip)[0]
-    retriever = copy.deepcopy(clip) if clip is not None else None  # the baseline searches the CLIP's embedding as it was given, before any tuning
+    retriever = copy.deepcopy(clip) if clip is not None and tune_tower else clip  # the baseline searches the CLIP's embedding as given, never a tuned one
     model = build_captioner(tok, clip, prefix_len, grid, n_layer, n_head, n_embd, dropout, max_len, tune_tower, image_model, image_size)
     dls = caption_dls(ds, model, split, bs, max_len, augment, seed, num_workers)
     learn = captioner_learner(dls, model, lr, wd, precision, cbs)
