@@ -354,9 +354,10 @@ def train_captioner(data='synthetic:1024', # image-caption pairs (see `medvlm.da
     start = time.time()
     res = evaluate_captioner(model, ds, split, 'test', 2 * bs, beam, None, bertscore, num_workers, retriever)
     key = 'correct_acc' if 'correct_acc' in res['captioner'] else 'modality_agreement'
-    learned = res['captioner'][key] > res['most_frequent'][key]  # a captioner that ignores the image can at best say the most frequent caption
-    if not learned: warnings.warn(f"{data}: the captioner's {key} ({res['captioner'][key]:.3f}) is no better than the most frequent caption's "
-                                  f"({res['most_frequent'][key]:.3f}): it has not learned to read the images. Try a trained CLIP (--clip), --tune-tower or more epochs.")
+    behind = [k for k in (key, 'rougeL') if res['captioner'][k] <= res['most_frequent'][k]]  # a captioner that ignores the image can at best say the most frequent caption
+    learned = not behind
+    if behind: warnings.warn(f"{data}: the captioner is no better than the most frequent caption on " + ', '.join(f"{k} ({res['captioner'][k]:.3f} vs {res['most_frequent'][k]:.3f})" for k in behind)
+                             + ": it has not learned to describe the images. Try a CLIP trained by medvlm_train_clip (--clip its best/), --tune-tower or more epochs.")
     metrics = dict(data=str(data), config=config, tower=model.spec['tower'], tune_tower=model.tune_tower, learned=learned,
                    n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), vocab_size=tok.vocab_size, ln_vocab=math.log(tok.vocab_size),
                    params=sum(p.numel() for p in model.parameters()), trained_params=sum(p.numel() for p in model.parameters() if p.requires_grad),

@@ -7,6 +7,7 @@ Docs: https://medvlm.github.io/medvlm/gpt_train.html.md"""
 # %% ../nbs/04b_gpt_train.ipynb #90c0358e
 from __future__ import annotations
 import json, math, re, tempfile, time
+from unittest import mock
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
@@ -21,10 +22,10 @@ from .train import precision_cbs, auto_precision
 from .distributed import init_distributed, data_parallel, bare_model, rank_world, exit_distributed
 
 # %% auto #0
-__all__ = ['RECIPES', 'TokenWindows', 'gpt_dls', 'gpt_splitter', 'Optimizers', 'adamw', 'muon', 'SpeedrunCallback',
-           'lr_multiplier', 'LRSchedule', 'Recipe', 'baseline', 'medvlm', 'lm_loss', 'gpt_learner', 'prepare_tokens',
-           'flops_per_token', 'gemm_gflops', 'train_gpt', 'speedrun', 'speedrun_table', 'trick_log', 'log_markdown',
-           'medvlm_train_gpt', 'medvlm_speedrun']
+__all__ = ['RECIPES', 'TokenWindows', 'gpt_dls', 'gpt_splitter', 'Optimizers', 'newton_schulz_fp32', 'Muon', 'adamw', 'muon',
+           'SpeedrunCallback', 'lr_multiplier', 'LRSchedule', 'Recipe', 'baseline', 'medvlm', 'lm_loss', 'gpt_learner',
+           'prepare_tokens', 'flops_per_token', 'gemm_gflops', 'train_gpt', 'speedrun', 'speedrun_table', 'trick_log',
+           'log_markdown', 'medvlm_train_gpt', 'medvlm_speedrun']
 
 # %% ../nbs/04b_gpt_train.ipynb #e1ab7c32
 class TokenWindows(torch.utils.data.Dataset):
@@ -82,6 +83,27 @@ def _base_lrs(opt):
     for g in opt.param_groups: g['initial_lr'] = g['lr']  # what the schedule multiplies
     return opt
 
+# %% ../nbs/04b_gpt_train.ipynb #c123723f
+def newton_schulz_fp32(update, ns_coefficients, ns_steps, eps):
+    "The quintic Newton–Schulz orthogonalisation of a 2-D update that `torch.optim.Muon` applies, in float32."
+    a, b, c = ns_coefficients
+    tall = update.size(0) > update.size(1)
+    x = update.float().T if tall else update.float()  # (short side, long side)
+    x = x / x.norm().clamp(min=eps)  # spectral norm at most 1
+    for _ in range(ns_steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return (x.T if tall else x).type_as(update)
+
+class Muon(torch.optim.Muon):
+    "`torch.optim.Muon`, iterating in float32 on devices without native bfloat16 (where torch's forced bf16 is emulated)."
+    def __init__(self, params, **kwargs):
+        super().__init__(params, **kwargs)
+        self.native_bf16 = auto_precision(self.param_groups[0]['params'][0].device) == 'bf16'
+    def step(self, closure=None):
+        if self.native_bf16: return super().step(closure)
+        with mock.patch.object(torch.optim._muon, '_zeropower_via_newtonschulz', newton_schulz_fp32): return super().step(closure)
+
 # %% ../nbs/04b_gpt_train.ipynb #0f83d2c9
 def adamw(lr=1e-3, wd=0.1, betas=(0.9, 0.99)):
     "An `opt_func`: AdamW over `gpt_splitter`'s groups, weight decay on the matrices and embeddings only (nanoGPT's rule)."
@@ -94,7 +116,7 @@ def muon(lr=0.02, adam_lr=3e-3, wd=0., momentum=0.95, betas=(0.9, 0.95)):
     "An `opt_func`: Muon on the hidden matrices, AdamW on the embeddings, head, gains and biases."
     def opt_func(groups, lr=lr):
         mats, emb, gains = groups
-        return OptimWrapper(opt=Optimizers(_base_lrs(torch.optim.Muon(mats, lr=lr, weight_decay=wd, momentum=momentum)),
+        return OptimWrapper(opt=Optimizers(_base_lrs(Muon(mats, lr=lr, weight_decay=wd, momentum=momentum)),
                                            _base_lrs(torch.optim.AdamW([dict(params=emb), dict(params=gains)], lr=adam_lr, betas=betas, weight_decay=0.))))
     return opt_func
 
@@ -261,15 +283,21 @@ def flops_per_token(cfg: GPTConfig, n_params: int) -> int:
     "Training FLOPs per token: 6 per parameter (forward and backward) plus attention's 12·L·C·T, as nanoGPT and PaLM count."
     return 6 * n_params + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
-def gemm_gflops(dtype=torch.float32, n=2048, reps=3, device='cpu') -> float:
-    "This machine's matrix-multiply ceiling in GFLOP/s: n×n by n×n products in `dtype`, timed after one warm-up."
+def _gemm_s(dtype, n, reps, device) -> float:
+    "Seconds per n×n by n×n product in `dtype`, timed after one warm-up."
     a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     a @ b
     if torch.device(device).type == 'cuda': torch.cuda.synchronize()
     t = time.perf_counter()
     for _ in range(reps): a @ b
     if torch.device(device).type == 'cuda': torch.cuda.synchronize()
-    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+    return (time.perf_counter() - t) / reps
+
+def gemm_gflops(dtype=torch.float32, n_max=2048, reps=3, device='cpu', long_s=0.2) -> float:
+    "This machine's matrix-multiply ceiling in GFLOP/s: square products in `dtype`, the side doubled from 256 to `n_max` until one takes `long_s`."
+    n = 256
+    while (s := _gemm_s(dtype, n, reps, device)) < long_s and n < n_max: n *= 2
+    return 2 * n ** 3 / s / 1e9
 
 # %% ../nbs/04b_gpt_train.ipynb #31353cb0
 def _recipe(recipe) -> Recipe:
