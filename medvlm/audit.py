@@ -13,7 +13,7 @@ import numpy as np, torch
 import matplotlib.pyplot as plt
 from fastcore.script import call_parse, store_true
 from fastprogress.fastprogress import progress_bar
-from .data import Pair, VQAItem, Dataset, Problem, load, check_image, read_image, norm_modality
+from .data import Pair, VQAItem, Dataset, Problem, load, check_image, read_image, norm_modality, minilm_path
 
 # %% auto #0
 __all__ = ['MODALITIES', 'modality_from_text', 'detect_modality', 'hash_split', 'check_images', 'record_problems',
@@ -404,7 +404,6 @@ def read_splits(path) -> dict:
 def _load_tokenizer(name):
     "A HF tokenizer by folder or hub name; 'minilm' is the pretrained MiniLM that installs with medvlm."
     from transformers import AutoTokenizer
-    from medvlm.data import minilm_path
     return AutoTokenizer.from_pretrained(minilm_path() if name == 'minilm' else name)
 
 def run_audit(spec, out=None, tokenizer=None, images=True, seed=0, progress=True) -> dict:

@@ -7,21 +7,63 @@ Docs: https://medvlm.github.io/medvlm/augment.html.md"""
 # %% ../nbs/01_augment.ipynb #b348dc4e
 from __future__ import annotations
 import random, re, zlib
+from dataclasses import dataclass
 from collections import Counter, defaultdict
 from pathlib import Path
-import numpy as np, cv2
+import numpy as np, cv2, torch
+import torchvision.transforms.v2.functional as TF
 import albumentations as A
 import matplotlib.pyplot as plt
+from fastai.torch_core import TensorImage
 from fasttransform import Transform
-from .data import Pair
+from .data import Pair, VQAItem, read_image
 from .audit import detect_modality, modality_from_text
 from .synthetic import synthetic_pairs, render_case
-from .dls import Study, ReadImage, ToTensorImage
 
 # %% auto #0
-__all__ = ['FLIP_LIKE', 'MAX_ROTATION', 'DEFAULT_STRENGTH', 'PRESETS', 'assert_anatomy_safe', 'reseed', 'preset',
-           'laterality_kept', 'preset_name', 'modality_table', 'mentions_side', 'refuse_flips', 'Augment', 'augmenter',
-           'show_augmentations']
+__all__ = ['FLIP_LIKE', 'MAX_ROTATION', 'DEFAULT_STRENGTH', 'PRESETS', 'Study', 'resize_shorter', 'to_chw3', 'resize_crop',
+           'ReadImage', 'ToTensorImage', 'assert_anatomy_safe', 'reseed', 'preset', 'laterality_kept', 'preset_name',
+           'modality_table', 'mentions_side', 'refuse_flips', 'Augment', 'augmenter', 'show_augmentations']
+
+# %% ../nbs/01_augment.ipynb #8e3fac23
+@dataclass
+class Study:
+    "An image on its way through the item pipeline, with the record it came from."
+    pixels: np.ndarray  # (H, W, 1|3) float32 in [0, 1]
+    record: Pair|VQAItem|None
+
+# %% ../nbs/01_augment.ipynb #9448b54b
+def resize_shorter(a: np.ndarray, size: int) -> np.ndarray:
+    "(H, W, C) float array with its shorter side resized to `size` (area-averaged when shrinking)."
+    h, w, c = a.shape
+    k = size / min(h, w)
+    if k == 1: return a
+    out = cv2.resize(a, (max(size, round(w * k)), max(size, round(h * k))), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    return out.reshape(*out.shape[:2], c)
+
+def to_chw3(a: np.ndarray) -> torch.Tensor:
+    "(H, W, 1|3) float array to a (3, H, W) tensor, greyscale repeated over the channels."
+    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float()
+    return t.expand(3, -1, -1).contiguous() if t.shape[0] == 1 else t
+
+def resize_crop(t: torch.Tensor, size: int) -> torch.Tensor:
+    "Resize the shorter side to `size` (antialiased) unless it is already, and crop the centre square."
+    if min(t.shape[-2:]) != size: t = TF.resize(t, size, antialias=True)
+    return TF.center_crop(t, [size, size])
+
+# %% ../nbs/01_augment.ipynb #606f6abb
+class ReadImage(Transform):
+    "Record -> `Study`: float pixels in [0, 1] with the shorter side resized to `size`."
+    def __init__(self, size=224): self.size = size
+    def encodes(self, r: Pair|VQAItem) -> Study:
+        pixels = read_image(r.image).astype(np.float32, copy=False)  # 16-bit studies come back as float64 (numpy 2 promotion in `_window`)
+        return Study(resize_shorter(pixels, self.size), r)
+
+class ToTensorImage(Transform):
+    "`Study` -> (3, size, size) float TensorImage in [0, 1]: the centre square, greyscale repeated over the channels."
+    order = 5  # after augmentation
+    def __init__(self, size=224): self.size = size
+    def encodes(self, s: Study) -> TensorImage: return TensorImage(resize_crop(to_chw3(s.pixels), self.size))
 
 # %% ../nbs/01_augment.ipynb #4e421bb5
 FLIP_LIKE = {  # transform class: what it does to the patient's sides

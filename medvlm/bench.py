@@ -13,8 +13,8 @@ import pandas as pd, torch
 from fastai.callback.core import Callback
 from fastai.data.core import Datasets, TfmdDL
 from .data import Dataset, load
-from .dls import ImageTextDataLoaders, ReadImage, ToTensorImage
-from .augment import Augment, preset, PRESETS, DEFAULT_STRENGTH
+from .dls import ImageTextDataLoaders
+from .augment import ReadImage, ToTensorImage, Augment, preset, PRESETS, DEFAULT_STRENGTH
 from .clip import contrastive_loss, caption_groups
 from .train import clip_learner, replay_dls
 from .distributed import launch_command

@@ -25,7 +25,8 @@ from safetensors.torch import save_model, load_model
 from timm.data.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from .data import Dataset, load
 from .audit import split_assignments, write_splits
-from .dls import ReadImage, Tokenize, AugmentDL, default_workers, train_valid_indices, _image_item_tfms, _seeded
+from .augment import ReadImage
+from .dls import Tokenize, AugmentDL, default_workers, train_valid_indices, _image_item_tfms, _seeded
 from .clip import MedCLIP, build_clip, load_clip, _tower_from_spec, _feature_dim, _projection
 from .gpt import GPT, GPTConfig, generate, beam_search
 from .text import corpus_from_dataset, get_tokenizer, load_tokenizer

@@ -13,11 +13,11 @@ import numpy as np
 from PIL import Image
 
 # %% auto #0
-__all__ = ['ROCOV2_SPLITS', 'LAYOUTS', 'MAX_IMAGE_PIXELS', 'Pair', 'VQAItem', 'Problem', 'Dataset', 'data_root', 'minilm_path',
-           'read_text', 'read_rocov2', 'read_hf_parquet', 'read_hub', 'read_roco_v1', 'norm_modality', 'read_vqa_rad',
-           'read_slake', 'read_iu_reports', 'read_r2gen_annotation', 'TarMember', 'index_tar', 'read_shards',
-           'detect_layout', 'combine', 'load', 'image_bytes', 'ImageTooLarge', 'open_image', 'check_image',
-           'read_image', 'write_rocov2_zenodo', 'write_hf_parquet']
+__all__ = ['ROCOV2_SPLITS', 'LAYOUTS', 'GENERATORS', 'MAX_IMAGE_PIXELS', 'Pair', 'VQAItem', 'Problem', 'Dataset', 'data_root',
+           'minilm_path', 'read_text', 'read_rocov2', 'read_hf_parquet', 'read_hub', 'read_roco_v1', 'norm_modality',
+           'read_vqa_rad', 'read_slake', 'read_iu_reports', 'read_r2gen_annotation', 'TarMember', 'index_tar',
+           'read_shards', 'detect_layout', 'generated', 'combine', 'load', 'image_bytes', 'ImageTooLarge', 'open_image',
+           'check_image', 'read_image', 'write_rocov2_zenodo', 'write_hf_parquet']
 
 # %% ../nbs/00_data.ipynb #5bb2e82e
 @dataclass
@@ -411,13 +411,12 @@ def detect_layout(folder) -> tuple:
     raise ValueError(f"Unknown dataset layout in {folder}. Looked for:\n  - {looked}")
 
 # %% ../nbs/00_data.ipynb #e833feda
-def _synthetic(spec: str) -> Dataset:
-    "The embedded synthetic set named exactly `synthetic[-vqa|-reports][:N]`."
-    from medvlm.synthetic import synthetic_pairs, synthetic_vqa
-    m = re.fullmatch(r'synthetic(-vqa|-reports)?(?::(\d+))?', spec)
-    if not m: raise ValueError(f"Unknown synthetic spec {spec!r}: use synthetic, synthetic-reports or synthetic-vqa, optionally with :N")
-    kind, n = m[1], int(m[2] or 512)
-    return synthetic_vqa(n) if kind == '-vqa' else synthetic_pairs(n, report=kind == '-reports')
+GENERATORS = {}  # name -> a function of the whole spec (`name[-variant][:N]`) returning a `Dataset`; `medvlm.synthetic` adds 'synthetic'
+
+def generated(spec: str) -> Dataset|None:
+    "The dataset a registered generator makes for `spec`, or None when no generator has the spec's name."
+    gen = GENERATORS.get(re.match(r'[^-:]*', spec)[0])
+    return gen(spec) if gen else None
 
 # %% ../nbs/00_data.ipynb #2dfcab47
 def combine(parts: list, name: str=None) -> Dataset:
@@ -440,7 +439,7 @@ def load(spec: str) -> Dataset:
     if path.exists():
         if path.is_file() and path.name.endswith('.json'): return read_r2gen_annotation(path)
         return detect_layout(path)[1](path)
-    if spec.startswith('synthetic'): return _synthetic(spec)
+    if (ds := generated(spec)) is not None: return ds
     if re.fullmatch(r'[\w.-]+/[\w.-]+', spec): return read_hub(spec)
     raise FileNotFoundError(f"{spec!r} is neither an existing folder, a folder in {root}, 'synthetic[:N]', nor a hub name (owner/name)")
 

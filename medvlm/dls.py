@@ -7,9 +7,7 @@ Docs: https://medvlm.github.io/medvlm/dls.html.md"""
 # %% ../nbs/00c_dls.ipynb #03ffe376
 from __future__ import annotations
 import os, random
-from dataclasses import dataclass
-import numpy as np, torch, cv2
-import torchvision.transforms.v2.functional as TF
+import numpy as np, torch
 import matplotlib.pyplot as plt
 from fastcore.basics import store_attr, patch_to, noop
 from fastai.data.core import Datasets, DataLoaders, TfmdDL
@@ -17,53 +15,13 @@ from fastai.data.transforms import Normalize, Categorize
 from fastai.torch_core import TensorImage
 from fasttransform import Transform
 from timm.data.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-from .data import Pair, VQAItem, Dataset, read_image, minilm_path
+from .data import Pair, VQAItem, Dataset, minilm_path
 from .audit import split_assignments
+from .augment import Study, ReadImage, ToTensorImage, augmenter
 
 # %% auto #0
-__all__ = ['Study', 'resize_shorter', 'to_chw3', 'resize_crop', 'ReadImage', 'ToTensorImage', 'Tokenize', 'split_indices',
-           'default_workers', 'train_valid_indices', 'AugmentDL', 'ImageTextDataLoaders', 'norm_answer',
-           'VQADataLoaders']
-
-# %% ../nbs/00c_dls.ipynb #8e3fac23
-@dataclass
-class Study:
-    "An image on its way through the item pipeline, with the record it came from."
-    pixels: np.ndarray  # (H, W, 1|3) float32 in [0, 1]
-    record: Pair|VQAItem|None
-
-# %% ../nbs/00c_dls.ipynb #9448b54b
-def resize_shorter(a: np.ndarray, size: int) -> np.ndarray:
-    "(H, W, C) float array with its shorter side resized to `size` (area-averaged when shrinking)."
-    h, w, c = a.shape
-    k = size / min(h, w)
-    if k == 1: return a
-    out = cv2.resize(a, (max(size, round(w * k)), max(size, round(h * k))), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
-    return out.reshape(*out.shape[:2], c)
-
-def to_chw3(a: np.ndarray) -> torch.Tensor:
-    "(H, W, 1|3) float array to a (3, H, W) tensor, greyscale repeated over the channels."
-    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float()
-    return t.expand(3, -1, -1).contiguous() if t.shape[0] == 1 else t
-
-def resize_crop(t: torch.Tensor, size: int) -> torch.Tensor:
-    "Resize the shorter side to `size` (antialiased) unless it is already, and crop the centre square."
-    if min(t.shape[-2:]) != size: t = TF.resize(t, size, antialias=True)
-    return TF.center_crop(t, [size, size])
-
-# %% ../nbs/00c_dls.ipynb #606f6abb
-class ReadImage(Transform):
-    "Record -> `Study`: float pixels in [0, 1] with the shorter side resized to `size`."
-    def __init__(self, size=224): self.size = size
-    def encodes(self, r: Pair|VQAItem) -> Study:
-        pixels = read_image(r.image).astype(np.float32, copy=False)  # 16-bit studies come back as float64 (numpy 2 promotion in `_window`)
-        return Study(resize_shorter(pixels, self.size), r)
-
-class ToTensorImage(Transform):
-    "`Study` -> (3, size, size) float TensorImage in [0, 1]: the centre square, greyscale repeated over the channels."
-    order = 5  # after augmentation
-    def __init__(self, size=224): self.size = size
-    def encodes(self, s: Study) -> TensorImage: return TensorImage(resize_crop(to_chw3(s.pixels), self.size))
+__all__ = ['Tokenize', 'split_indices', 'default_workers', 'train_valid_indices', 'AugmentDL', 'ImageTextDataLoaders',
+           'norm_answer', 'VQADataLoaders']
 
 # %% ../nbs/00c_dls.ipynb #4fa3feb0
 class Tokenize:
@@ -108,7 +66,6 @@ class AugmentDL(TfmdDL):
 
 def _image_item_tfms(augment, records, splits, size, seed) -> list:
     "The item transforms of the images: training augmentation (if any), then the crop to a tensor."
-    from medvlm.augment import augmenter  # here, not at the top: medvlm.augment builds on this module
     aug = augmenter(augment, [records[i] for i in splits[0]], size, seed)
     return [*([aug] if aug else []), ToTensorImage(size)]
 

@@ -6,15 +6,15 @@ Docs: https://medvlm.github.io/medvlm/synthetic.html.md"""
 
 # %% ../nbs/00a_synthetic.ipynb #2093ddd1
 from __future__ import annotations
-import io
+import io, re
 from functools import lru_cache
 import numpy as np
 from PIL import Image
-from .data import Pair, VQAItem, Dataset
+from .data import Pair, VQAItem, Dataset, GENERATORS
 
 # %% auto #0
 __all__ = ['CUIS', 'MODALITIES', 'MODALITY_CUIS', 'SIDES', 'ANATOMIES', 'FINDINGS', 'LEVELS', 'NORMAL_RATE', 'render_case',
-           'synthetic_pairs', 'synthetic_vqa']
+           'synthetic_pairs', 'synthetic_vqa', 'synthetic_spec']
 
 # %% ../nbs/00a_synthetic.ipynb #e76facaf
 CUIS = {  # term -> UMLS CUI (the UMLS preferred name in the comment)
@@ -380,3 +380,13 @@ def synthetic_vqa(n: int = 512,  # number of images (each gets four questions)
                          source='synthetic', meta=case | {'image_id': f"syn_{i:05d}"})
                  for j, (q, a, kind) in enumerate(_questions(case, _text_rng(case, 'questions')))]
     return Dataset('synthetic-vqa', 'vqa', recs)
+
+# %% ../nbs/00a_synthetic.ipynb #d3b69dc0
+def synthetic_spec(spec: str) -> Dataset:
+    "The embedded synthetic set named exactly `synthetic[-vqa|-reports][:N]`."
+    m = re.fullmatch(r'synthetic(-vqa|-reports)?(?::(\d+))?', spec)
+    if not m: raise ValueError(f"Unknown synthetic spec {spec!r}: use synthetic, synthetic-reports or synthetic-vqa, optionally with :N")
+    kind, n = m[1], int(m[2] or 512)
+    return synthetic_vqa(n) if kind == '-vqa' else synthetic_pairs(n, report=kind == '-reports')
+
+GENERATORS['synthetic'] = synthetic_spec

@@ -7,7 +7,8 @@ from medvlm.clip import build_clip, load_clip, save_clip
 from medvlm.concepts import (ConceptHead, ConceptTargets, concept_f1, concept_vocab, evaluate_concepts, load_concept_head,
                              multi_hot, save_concept_head)
 from medvlm.data import Pair, load, read_image
-from medvlm.dls import ImageTextDataLoaders, resize_crop, resize_shorter, to_chw3
+from medvlm.dls import ImageTextDataLoaders
+from medvlm.augment import resize_crop, resize_shorter, to_chw3
 
 def official_score(gt: dict, pred: dict) -> float:
     "The primary score as ImageCLEFmedical's evaluators compute it (per-image sklearn binary F1 over the union; empty truths left out)."

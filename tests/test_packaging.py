@@ -58,3 +58,31 @@ def test_tests_notebooks_and_ci_imports_are_declared():
     assert {'pytest', 'nbdev'} <= mods
     missing = undeclared(mods, declared('dev'), local={p.stem for p in (ROOT/'tests').glob('*.py')})
     assert not missing, f"tests/, nbs/ or .ci/ import these, and neither the dependencies nor the dev extra list them: {missing}"
+
+def medvlm_imports(path) -> tuple:
+    "(modules of medvlm that `path` imports at its top level, those it imports inside functions or classes)."
+    tree = ast.parse(Path(path).read_text())
+    def targets(node):
+        if isinstance(node, ast.ImportFrom) and node.level == 1: return {node.module.split('.')[0]} if node.module else {a.name for a in node.names}
+        if isinstance(node, ast.ImportFrom) and (node.module or '').startswith('medvlm.'): return {node.module.split('.')[1]}
+        if isinstance(node, ast.Import): return {a.name.split('.')[1] for a in node.names if a.name.startswith('medvlm.')}
+        return set()
+    top = set().union(*(targets(n) for n in tree.body))
+    return top, set().union(*(targets(n) for n in ast.walk(tree))) - top
+
+def test_no_import_circles_and_no_deferred_imports():
+    "The library's modules import each other at the top, in one direction: no circle, and none hidden in a function."
+    graph, deferred = {}, {}
+    for f in sorted((ROOT/'medvlm').glob('*.py')):
+        if f.name in ('__init__.py', '_modidx.py'): continue
+        graph[f.stem], inner = medvlm_imports(f)
+        if inner: deferred[f.stem] = sorted(inner)
+    assert not deferred, f"imports of medvlm modules inside functions: {deferred}"
+    done, path = set(), []
+    def visit(m):
+        assert m not in path, f"import circle: {' -> '.join(path[path.index(m):] + [m])}"
+        if m in done: return
+        path.append(m)
+        for n in graph.get(m, ()): visit(n)
+        path.pop(); done.add(m)
+    for m in graph: visit(m)
