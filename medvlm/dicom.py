@@ -75,7 +75,7 @@ def read_dataset(src, # a path, or a file's bytes
     if 'TransferSyntaxUID' not in ds.file_meta: ds.file_meta.TransferSyntaxUID = _parsed_syntax(ds)
     return ds
 
-# %% ../nbs/00d_dicom.ipynb #195a9bb5
+# %% ../nbs/00d_dicom.ipynb #67b1d014
 DICOM_TAGS = ('Modality', 'BodyPartExamined', 'ViewPosition', 'ImageLaterality', 'PhotometricInterpretation', 'Rows', 'Columns',
               'BitsAllocated', 'BitsStored', 'NumberOfFrames', 'Manufacturer')  # the only elements `dicom_tags` reads
 
@@ -86,7 +86,8 @@ def _plain(value):
     if isinstance(value, pydicom.multival.MultiValue): return '\\'.join(map(str, value)) or None
     if isinstance(value, (pydicom.valuerep.IS, int)): return int(value)
     if isinstance(value, (pydicom.valuerep.DSfloat, float)): return float(value)
-    return str(value).strip() or None if value is not None else None
+    if value is None: return None
+    return str(value).strip() or None
 
 def dicom_tags(ds: Dataset) -> dict:
     "The non-identifying tags of `DICOM_TAGS` as `dicom_<name>` columns, with the transfer syntax, SOP class and whether the file has its preamble."
