@@ -6,7 +6,7 @@ Docs: https://medvlm.github.io/medvlm/audit.html.md"""
 
 # %% ../nbs/00b_audit.ipynb #9d8b5299
 from __future__ import annotations
-import hashlib, itertools, json, re, sys, tempfile, textwrap
+import csv, hashlib, itertools, json, re, sys, tempfile, textwrap
 from collections import Counter, defaultdict
 from pathlib import Path
 import numpy as np, torch
@@ -16,7 +16,7 @@ from fastprogress.fastprogress import progress_bar
 from .data import Pair, VQAItem, Dataset, Problem, load, check_image, read_image, norm_modality, minilm_path
 
 # %% auto #0
-__all__ = ['MODALITIES', 'modality_from_text', 'detect_modality', 'hash_split', 'check_images', 'record_problems',
+__all__ = ['MODALITIES', 'modality_from_text', 'detect_modality', 'hash_split', 'check_images', 'record_problems', 'dicom_rows',
            'split_assignments', 'audit', 'frequent_terms', 'tokenizer_audit', 'extend_tokenizer', 'plot_modalities',
            'plot_text_lengths', 'plot_long_tail', 'plot_grid', 'summary', 'write_splits', 'write_audit', 'read_splits',
            'run_audit', 'medvlm_audit']
@@ -42,9 +42,13 @@ def _vqa_text(q) -> str:
     "What a VQA item asserts: an open answer, or a closed question answered yes ('Is this an MRI?' 'No' asserts nothing)."
     return q.answer if q.answer_type == 'open' else (q.question if q.answer.lower() == 'yes' else '')
 
-def detect_modality(rec) -> str:
-    "A record's modality: its own field, else its CUIs, else its text (ties settled by the text); 'unknown' if none."
+def detect_modality(rec, # a Pair or VQAItem
+                    dicom: dict=None, # its image's DICOM tags (`check_image(...)['dicom']`), if it is a DICOM file
+                   ) -> str:
+    "A record's modality: its own field, else its image's DICOM Modality tag when that names one of `MODALITIES`, else its CUIs, else its text (ties settled by the text); 'unknown' if none."
     if getattr(rec, 'modality', None): return norm_modality(rec.modality)
+    tag = norm_modality((dicom or {}).get('dicom_modality'))
+    if tag in MODALITIES: return tag
     text = rec.caption if isinstance(rec, Pair) else _vqa_text(rec)
     by_cui = {m for m, (cuis, _) in MODALITIES.items() if cuis & set(getattr(rec, 'cuis', ()))}
     by_text = modality_from_text(text)
@@ -193,6 +197,18 @@ def _split_shares(split, modalities) -> dict:
         out[s] = {m: round(n / sum(c.values()), 3) for m, n in sorted(c.items())}
     return out
 
+# %% ../nbs/00b_audit.ipynb #a85c0615
+def dicom_rows(records, checks) -> list:
+    "One row per record whose image is a DICOM file: its id and the DICOM tags its check read."
+    return [dict(id=r.id, **c['dicom']) for r, c in zip(records, checks) if c.get('dicom')]
+
+def _dicom_counts(rows) -> dict:
+    "What a collection's DICOM files are: counts of modality, transfer syntax, photometric interpretation, bits stored; multi-frame and preamble-less files."
+    count = lambda k: dict(Counter(str(r[k]) for r in rows).most_common())
+    return dict(n_files=len(rows), modality=count('dicom_modality'), transfer_syntax=count('dicom_transfer_syntax'),
+                photometric=count('dicom_photometric_interpretation'), bits_stored=count('dicom_bits_stored'),
+                n_multi_frame=sum((r['dicom_number_of_frames'] or 1) > 1 for r in rows), n_without_preamble=sum(not r['dicom_preamble'] for r in rows))
+
 # %% ../nbs/00b_audit.ipynb #8931c6c1
 def _assign(ds, checks, fracs, seed) -> tuple:
     "({id: split, None when unusable}, where the split came from) of the records of `ds`, given their image checks."
@@ -231,7 +247,8 @@ def audit(ds: Dataset, # records from `medvlm.data.load`
     problems = list(ds.problems) + record_problems(ds, checks)
     assignments, split_source = _cached_split(ds, fracs, seed) if images else _assign(ds, checks, fracs, seed)
     split, hashes = [assignments[r.id] for r in recs], [c.get('sha1') for c in checks]
-    modalities = [detect_modality(r) for r in recs]
+    dicom = dicom_rows(recs, checks)
+    modalities = [detect_modality(r, c.get('dicom')) for r, c in zip(recs, checks)]
     words = [len(_text(r).split()) for r in recs]
     ok_checks = [c for c in checks if c.get('ok')]
     rep = dict(name=ds.name, kind=ds.kind, n_pairs=len(recs), n_usable=sum(s is not None for s in split), n_problems=len(problems),
@@ -250,6 +267,7 @@ def audit(ds: Dataset, # records from `medvlm.data.load`
     findings = Counter(r.meta['finding'] for r in recs if 'finding' in r.meta)
     if findings: rep['finding_counts'], rep['finding_imbalance'] = dict(findings.most_common()), _imbalance(findings)
     if ds.kind == 'vqa': rep['vqa'] = _vqa_stats(recs)
+    if dicom: rep['dicom'], rep['dicom_records'] = _dicom_counts(dicom), dicom
     if tokenizer is not None: rep['tokenizer'] = tokenizer_audit([_text(r) for r in recs], tokenizer, max_len)
     rep['assignments'] = dict(assignments)
     return rep
@@ -359,6 +377,10 @@ def summary(rep, max_problems=20) -> str:
         lines += [f"  {'concepts':<22}{c['n_unique']} unique | {c['n_singletons']} seen once | {c['share_under_5']:.0%} seen < 5 times",
                   _row('top concepts', c['top'])]
     if 'finding_counts' in rep: lines.append(_row('findings', rep['finding_counts'], 8))
+    if 'dicom' in rep:
+        d = rep['dicom']
+        lines += [_row(f"DICOM ({d['n_files']} files)", d['modality'], 8), _row('DICOM encoding', d['transfer_syntax'], 3),
+                  _row('DICOM photometric', d['photometric'])]
     if 'vqa' in rep: lines += [_row('answer types', rep['vqa']['answer_types']), _row('top answers', rep['vqa']['top_answers'])]
     if 'tokenizer' in rep:
         t = rep['tokenizer']
@@ -380,13 +402,20 @@ def _figures(rep, ds):
     yield 'long_tail', plot_long_tail(ds).figure
     yield 'grid', plot_grid(ds)
 
+def _write_rows(rows, path) -> Path:
+    "Write dicts with the same keys as a CSV file."
+    with open(path, 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
+    return Path(path)
+
 def write_audit(rep, ds, out) -> Path:
-    "Write `audit.json`, `splits.csv` and the plots to `out`, all or nothing: into a folder beside it first, then moved in."
+    "Write `audit.json`, `splits.csv`, `dicom.csv` (DICOM records' tags, when there are any) and the plots to `out`, all or nothing: into a folder beside it first, then moved in."
     out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f'.{out.name}-') as tmp:
         tmp = Path(tmp)
-        (tmp/'audit.json').write_text(json.dumps({k: v for k, v in rep.items() if k != 'assignments'}, indent=1, default=str))
+        (tmp/'audit.json').write_text(json.dumps({k: v for k, v in rep.items() if k not in ('assignments', 'dicom_records')}, indent=1, default=str))
         write_splits(rep['assignments'], tmp/'splits.csv')
+        if rep.get('dicom_records'): _write_rows(rep['dicom_records'], tmp/'dicom.csv')
         for name, fig in _figures(rep, ds):
             if fig is None: print(f"  {name}.png skipped: {ds.name} has no usable image"); continue
             fig.savefig(tmp/f'{name}.png', dpi=110, bbox_inches='tight'); plt.close(fig)

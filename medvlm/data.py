@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from PIL import Image
+from .dicom import is_dicom, check_dicom, read_dicom, percentile_window
 
 # %% auto #0
 __all__ = ['ROCOV2_SPLITS', 'LAYOUTS', 'GENERATORS', 'MAX_IMAGE_PIXELS', 'Pair', 'VQAItem', 'Problem', 'Dataset', 'data_root',
@@ -214,8 +215,8 @@ def _read_tsv(path: Path) -> dict:
     return {r[0].strip(): (r[1] if len(r) > 1 else '') for r in rows}
 
 def _roco_v1_image(folder: Path, rid: str, links: dict) -> Path:
-    "Image path of a ROCO v1 item: `images/<ID>.jpg`, else the file that `dlinks.txt` names."
-    own = folder/'images'/f"{rid}.jpg"
+    "Image path of a ROCO v1 item: `images/<ID>.jpg` (or another image suffix, `.dcm` included), else the file that `dlinks.txt` names."
+    own = next((p for p in (folder/'images'/f"{rid}{e}" for e in _IMG_EXTS) if p.exists()), folder/'images'/f"{rid}.jpg")
     if own.exists() or rid not in links: return own
     return folder/'images'/links[rid].split('\t')[-1].strip()
 
@@ -473,7 +474,7 @@ def open_image(data: bytes) -> Image.Image:
     return im
 
 def check_image(src) -> dict:
-    "Whether an image is usable: {'ok', 'reason', 'mode', 'size', 'sha1', 'nbytes'}; never raises."
+    "Whether an image is usable: {'ok', 'reason', 'mode', 'size', 'sha1', 'nbytes'} (and `dicom`, the tags of a DICOM file); never raises."
     import hashlib
     if src is None: return dict(ok=False, reason="no image given")
     if not isinstance(src, (bytes, bytearray)) and not _as_file(src).exists(): return dict(ok=False, reason="missing image file")
@@ -481,6 +482,7 @@ def check_image(src) -> dict:
     except OSError as e: return dict(ok=False, reason=f"unreadable file ({e.strerror or e})")
     info = dict(nbytes=len(data), sha1=hashlib.sha1(data).hexdigest())
     if not data: return dict(info, ok=False, reason="zero-byte file")
+    if is_dicom(data, _describe(src)): return dict(info, **check_dicom(data, _describe(src), MAX_IMAGE_PIXELS))
     try:
         with open_image(data) as im: im.load(); mode, size = im.mode, im.size
     except ImageTooLarge as e: return dict(info, ok=False, reason=f"image too large ({e})")
@@ -490,23 +492,18 @@ def check_image(src) -> dict:
     return dict(info, ok=True, reason='', mode=mode, size=size)
 
 # %% ../nbs/00_data.ipynb #0d9343e1
-def _window(a: np.ndarray, lo=0.5, hi=99.5) -> np.ndarray:
-    "Scale a high-bit-depth array to [0, 1] between two percentiles."
-    a = a.astype(np.float32)
-    p0, p1 = np.percentile(a, [lo, hi])
-    if p1 <= p0: p0, p1 = float(a.min()), float(a.max()) or 1.
-    return np.clip((a - p0) / max(p1 - p0, 1e-6), 0, 1).astype(np.float32)
-
 def read_image(src) -> np.ndarray:
-    "Float32 pixels in [0, 1], (H, W, 1) for greyscale or (H, W, 3); 16-bit windowed, CMYK/palette made RGB."
+    "Float32 pixels in [0, 1], (H, W, 1) for greyscale or (H, W, 3); 16-bit windowed, CMYK/palette made RGB, DICOM display-ready (`medvlm.dicom`)."
     try:
-        with open_image(image_bytes(src)) as im:
+        data = image_bytes(src)
+        if is_dicom(data, _describe(src)): return read_dicom(data, max_pixels=MAX_IMAGE_PIXELS, name=_describe(src))
+        with open_image(data) as im:
             im.load()
-            if im.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'): return _window(np.array(im))[..., None]
+            if im.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'): return percentile_window(np.array(im))[..., None]
             if im.mode not in ('L', 'RGB'): im = im.convert('L' if im.mode in ('1', 'LA') else 'RGB')
             a = np.asarray(im, dtype=np.float32) / 255.
-    except Exception as e:  # PIL's and its plugins' errors, ImageTooLarge included: one kind for callers
-        raise OSError(f"Cannot read image {_describe(src)}: {e}") from e
+    except Exception as e:  # PIL's and its plugins' errors, ImageTooLarge and DicomError included: one kind for callers
+        raise OSError(f"Cannot read image {_describe(src)}: {getattr(e, 'reason', e)}") from e
     return a[..., None] if a.ndim == 2 else a
 
 # %% ../nbs/00_data.ipynb #1c0ba08a

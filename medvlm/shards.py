@@ -15,6 +15,7 @@ from PIL import Image
 from fastcore.script import call_parse
 from fastprogress.fastprogress import progress_bar
 from .data import Pair, Dataset, load, image_bytes, index_tar
+from .dicom import is_dicom
 from .audit import check_images, record_problems, split_assignments, read_splits
 
 # %% auto #0
@@ -24,7 +25,8 @@ __all__ = ['image_ext', 'tar_key', 'wds_sample', 'write_shards', 'shards_summary
 _EXTS = {'JPEG': 'jpg', 'PNG': 'png', 'TIFF': 'tif', 'BMP': 'bmp', 'GIF': 'gif', 'WEBP': 'webp', 'JPEG2000': 'jp2'}
 
 def image_ext(data: bytes) -> str:
-    "The file extension for encoded image bytes, from the format PIL reads in their header."
+    "The file extension for encoded image bytes: 'dcm' for DICOM (by its magic, before PIL, which takes some DICOM preambles for TIFF), else the format PIL reads in their header."
+    if is_dicom(data): return 'dcm'
     with Image.open(io.BytesIO(data)) as im: fmt = im.format
     return _EXTS.get(fmt, fmt.lower())
 

@@ -1,4 +1,4 @@
-"""Fixtures shared by the notebooks and `tests/`: damaging a dataset copy on purpose, and copying read-only data.
+"""Fixtures shared by the notebooks and `tests/`: damaging a dataset copy on purpose, copying read-only data, and a dataset as DICOM files.
 
 Docs: https://medvlm.github.io/medvlm/test_utils.html.md"""
 
@@ -6,14 +6,15 @@ Docs: https://medvlm.github.io/medvlm/test_utils.html.md"""
 
 # %% ../nbs/97_test_utils.ipynb #a4826664
 from __future__ import annotations
-import shutil, stat
+import csv, shutil, stat
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from .data import read_rocov2
+from .data import read_rocov2, read_image
+from .dicom import write_dicom
 
 # %% auto #0
-__all__ = ['plant_faults', 'writable_copy']
+__all__ = ['plant_faults', 'writable_copy', 'write_dicom_rocov2']
 
 # %% ../nbs/97_test_utils.ipynb #42e6fcac
 def plant_faults(folder) -> dict:
@@ -43,3 +44,25 @@ def writable_copy(src, dst) -> Path:
     shutil.copytree(src, dst, copy_function=shutil.copyfile)
     for p in [Path(dst), *Path(dst).rglob('*')]: p.chmod(p.stat().st_mode | stat.S_IWUSR)
     return Path(dst)
+
+# %% ../nbs/97_test_utils.ipynb #8285989b
+_DICOM_ENCODINGS = {  # medvlm modality -> (DICOM Modality, photometric interpretation, bits stored, display [0, 1] -> stored values, tags)
+    'ct': ('CT', 'MONOCHROME2', 12, lambda v: np.round(v * 4000).astype(np.uint16), dict(RescaleSlope=0.5, RescaleIntercept=-1000, WindowCenter=0, WindowWidth=2000)),
+    'xray': ('DX', 'MONOCHROME1', 12, lambda v: np.round((1 - v) * 4095).astype(np.uint16), dict(WindowCenter=2048, WindowWidth=4096)),
+    'mri': ('MR', 'MONOCHROME2', 12, lambda v: np.round(v * 3000).astype(np.uint16), {}),
+    'us': ('US', 'RGB', 8, lambda v: np.round(np.repeat(v[..., None], 3, -1) * 255).astype(np.uint8), {}),
+}
+
+def write_dicom_rocov2(pairs, # image-text pairs (e.g. `synthetic_pairs(...).records`); a modality in `meta` picks the encoding
+                       dest, # the folder to write
+                      ) -> Path:
+    "Write pairs in the flat ROCOv2 layout with DICOM images: `captions.csv`, `concepts.csv`, `images/<ID>.dcm`."
+    dest = Path(dest); (dest/'images').mkdir(parents=True, exist_ok=True)
+    with open(dest/'captions.csv', 'w', newline='') as fc, open(dest/'concepts.csv', 'w', newline='') as fu:
+        wc, wu = csv.writer(fc), csv.writer(fu)
+        wc.writerow(['ID', 'Caption']); wu.writerow(['ID', 'CUIs'])
+        for p in pairs:
+            modality, photometric, bits, encode, tags = _DICOM_ENCODINGS[p.meta.get('modality', 'mri')]
+            write_dicom(dest/'images'/f'{p.id}.dcm', encode(read_image(p.image).mean(-1)), photometric, bits, Modality=modality, **tags)
+            wc.writerow([p.id, p.caption]); wu.writerow([p.id, ';'.join(p.cuis)])
+    return dest

@@ -24,9 +24,8 @@ from fastai.callback.wandb import WandbCallback
 from fastai.optimizer import Adam
 from fastai.torch_core import params, set_seed
 from safetensors.torch import save_file, load_file
-from PIL import Image
-from .data import load, minilm_path, image_bytes
-from .audit import split_assignments, write_splits, read_splits
+from .data import load, minilm_path
+from .audit import split_assignments, write_splits, read_splits, check_images
 from .dls import ImageTextDataLoaders
 from .distributed import (rank_world, bare_model, has_batchnorm, init_distributed, data_parallel, DataWaitCallback,
                                 data_wait_line, exit_distributed)
@@ -224,14 +223,8 @@ class TrainConfig:
 _D = TrainConfig()
 
 def median_image_side(ds, n=32) -> int|None:
-    "Median shorter side, in pixels, of the first `n` readable images of `ds` (image headers only; unreadable ones are the audit's business)."
-    sides = []
-    for r in ds.records:
-        if r.image is None: continue
-        try:
-            with Image.open(io.BytesIO(image_bytes(r.image))) as im: sides.append(min(im.size))
-        except (OSError, ValueError): continue
-        if len(sides) == n: break
+    "Median shorter side, in pixels, of the first `n` usable images of `ds`, from the checks its split made (`check_images`: DICOM files too)."
+    sides = [min(c['size']) for c in check_images(ds, progress=False) if c.get('ok')][:n]
     return int(np.median(sides)) if sides else None
 
 def resolve_recipe(cfg: TrainConfig, ds) -> TrainConfig:
