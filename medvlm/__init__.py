@@ -1,2 +1,2 @@
 __version__ = "0.0.1"
-from . import synthetic  # registers the synthetic data specs with medvlm.data.load
+from . import synthetic  # noqa: F401 (imported for its effect) registers the synthetic data specs with medvlm.data.load

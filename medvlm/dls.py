@@ -12,12 +12,10 @@ import matplotlib.pyplot as plt
 from fastcore.basics import store_attr, patch_to, noop
 from fastai.data.core import Datasets, DataLoaders, TfmdDL
 from fastai.data.transforms import Normalize, Categorize
-from fastai.torch_core import TensorImage
-from fasttransform import Transform
 from timm.data.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-from .data import Pair, VQAItem, Dataset, minilm_path
+from .data import Dataset, minilm_path
 from .audit import split_assignments
-from .augment import Study, ReadImage, ToTensorImage, augmenter
+from .augment import ReadImage, ToTensorImage, augmenter
 
 # %% auto #0
 __all__ = ['Tokenize', 'split_indices', 'default_workers', 'train_valid_indices', 'AugmentDL', 'ImageTextDataLoaders',
