@@ -56,7 +56,7 @@ class ReadImage(Transform):
     "Record -> `Study`: float pixels in [0, 1] with the shorter side resized to `size`."
     def __init__(self, size=224): self.size = size
     def encodes(self, r: Pair|VQAItem) -> Study:
-        pixels = read_image(r.image).astype(np.float32, copy=False)  # 16-bit studies come back as float64 (numpy 2 promotion in `_window`)
+        pixels = read_image(r.image).astype(np.float32, copy=False)  # read_image gives float32 already (its percentile window too): no copy
         return Study(resize_shorter(pixels, self.size), r)
 
 class ToTensorImage(Transform):
